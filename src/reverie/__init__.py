@@ -1,0 +1,3 @@
+"""Reverie: neural style transfer for film."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,8 @@
+"""The one exception type that reaches a user as a one-line message (exit code 2)."""
+
+
+class ReverieError(Exception):
+    """A problem with the user's input or environment, worded as what is wrong and what to do.
+
+    The CLI prints ``str(err)`` on one line and exits 2; anything else is a bug and keeps its traceback.
+    """
