@@ -1,0 +1,224 @@
+"""`stylize`: the one public entry point for a still. Images in (paths or arrays), an image array out.
+
+This layer turns a `Look` and images into tensors for the core (cropping, scaling, colour modes, the
+memory check), runs the optimisation and brings the result to the output size. It writes no files.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from reverie import __version__
+from reverie.core import color
+from reverie.core.memory import estimate_bytes, largest_fitting_side
+from reverie.core.transfer import Callback, Losses, transfer
+from reverie.errors import ReverieError
+from reverie.io.images import fit_long_side, read_image, resize
+from reverie.look import INIT_MODES, Look, crop_box
+from reverie.nets.vgg import VGGFeatures
+from reverie.nets.weights import load_weights
+from reverie.runtime import Runtime, autocast_dtype, available_memory, configure
+
+ImageInput = str | os.PathLike[str] | np.ndarray
+
+
+@dataclass(frozen=True)
+class StylizeResult:
+    image: np.ndarray
+    """(H, W, 3) float32 RGB in 0..1, at the output size."""
+    look: Look
+    losses: Losses
+    iterations: int
+    stopped: bool
+    seconds: float
+    device: str
+    precision: str
+    working_size: tuple[int, int]
+    output_size: tuple[int, int]
+    weights: str
+
+    def metadata(self) -> dict[str, Any]:
+        """What a sidecar records: enough to know how an image was made and to make it again."""
+        return {
+            "look": self.look.to_dict(),
+            "look_hash": self.look.hash(),
+            "u": self.look.describe_u(),
+            "losses": {**asdict(self.losses), "total": self.losses.total},
+            "iterations": self.iterations,
+            "stopped_early": self.stopped,
+            "seconds": round(self.seconds, 3),
+            "seconds_per_iteration": round(self.seconds / max(self.iterations, 1), 4),
+            "device": self.device,
+            "precision": self.precision,
+            "working_size": list(self.working_size),
+            "output_size": list(self.output_size),
+            "weights": self.weights,
+            "versions": {"reverie": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        }
+
+
+def stylize(
+    content: ImageInput,
+    style: ImageInput | Sequence[ImageInput] | None = None,
+    look: Look | None = None,
+    *,
+    runtime: Runtime | None = None,
+    output_size: int | None = None,
+    callback: Callback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> StylizeResult:
+    """Paint `content` in the style of `style` (one or several images; default: the look's styles).
+
+    output_size is the long side of the returned image; by default the content's own size, reached
+    from the working size with a Lanczos resampler. Raises ReverieError for anything the user can fix.
+    """
+    look = look or Look()
+    runtime = runtime or Runtime()
+    started = time.perf_counter()
+    device = configure(runtime)
+    plate = _as_array(content, "content")
+    styles = [_as_array(s, "style") for s in _style_list(style, look)]
+    work_w, work_h = fit_long_side(plate.shape[1], plate.shape[0], look.size)
+    _check_memory(look, runtime, device, work_w, work_h)
+    net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
+
+    content_t = _to_tensor(resize(plate, (work_w, work_h)), device)
+    style_ts = [_to_tensor(prepare_style(s, look), device) for s in styles]
+    net_content, net_styles = _apply_color_mode(look.color, content_t, style_ts)
+    init = _init_image(look, net_content, device)
+    dtype = autocast_dtype(runtime, device)
+    result = transfer(
+        net_content,
+        net_styles,
+        look,
+        net,
+        init=init,
+        style_weights=look.style_weights or None,
+        autocast_dtype=dtype,
+        callback=callback,
+        should_stop=should_stop,
+    )
+    image = finish(result.image, plate, look.color, output_size)
+    return StylizeResult(
+        image=image,
+        look=look,
+        losses=result.losses,
+        iterations=result.iterations,
+        stopped=result.stopped,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+        precision="bf16" if dtype == torch.bfloat16 else "fp32",
+        working_size=(work_w, work_h),
+        output_size=(image.shape[1], image.shape[0]),
+        weights=weights_source,
+    )
+
+
+@lru_cache(maxsize=4)
+def network(name: str, pooling: str, weights_path: str | None, device: str) -> tuple[VGGFeatures, str]:
+    """The feature network, built once per process for each (weights, pooling, device)."""
+    weights = load_weights(name, weights_path)
+    net = VGGFeatures(weights, pooling).to(device).to(memory_format=torch.channels_last)
+    return net, weights.source
+
+
+def prepare_style(style: np.ndarray, look: Look) -> np.ndarray:
+    """Crop (texture transfer) then scale so the long side is style_scale x the working size."""
+    if look.style_crop is not None:
+        left, top, right, bottom = crop_box(look.style_crop, style.shape[1], style.shape[0])
+        style = style[top:bottom, left:right]
+    long_side = max(16, round(look.style_scale * look.size))
+    return resize(style, fit_long_side(style.shape[1], style.shape[0], long_side))
+
+
+def finish(image: torch.Tensor, plate: np.ndarray, mode: str, output_size: int | None) -> np.ndarray:
+    """Working-size result (1, 3, h, w) 0-255 -> (H, W, 3) 0..1 at the output size.
+
+    With colour mode "content" the chroma comes from the full-resolution plate, not from the upsampled
+    working image, so colour edges stay as sharp as the plate's.
+    """
+    height, width = plate.shape[:2]
+    size = fit_long_side(width, height, output_size) if output_size else (width, height)
+    out = resize(_to_array(image), size)
+    if mode == "content":
+        plate_t = torch.from_numpy(resize(plate, size)).permute(2, 0, 1)[None] * 255
+        out_t = torch.from_numpy(out).permute(2, 0, 1)[None] * 255
+        out = _to_array(color.keep_chroma(out_t, plate_t))
+    return out
+
+
+def _style_list(style: ImageInput | Sequence[ImageInput] | None, look: Look) -> list[ImageInput]:
+    if style is None:
+        styles: list[ImageInput] = list(look.styles)
+    elif isinstance(style, str | os.PathLike | np.ndarray):
+        styles = [style]
+    else:
+        styles = list(style)
+    if not styles:
+        raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
+    if look.style_weights and len(look.style_weights) != len(styles):
+        raise ReverieError(f"{len(look.style_weights)} style weights for {len(styles)} styles: give one per style")
+    return styles
+
+
+def _as_array(image: ImageInput, what: str) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+            raise ReverieError(f"{what} array must be (H, W, 3) RGB, got shape {image.shape}")
+        return np.clip(image.astype(np.float32, copy=False), 0, 1)
+    return read_image(image)
+
+
+def _apply_color_mode(
+    mode: str, content: torch.Tensor, styles: list[torch.Tensor]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    if mode == "match":
+        return content, [color.match_color(s, content) for s in styles]
+    if mode == "content":
+        # Luminance-only transfer: the network sees grey images; the plate's chroma returns in finish().
+        return color.luminance_image(content), [color.match_luminance(s, content) for s in styles]
+    return content, styles
+
+
+def _init_image(look: Look, content: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """A start image read from a path; None lets the core build content, mixed or noise."""
+    if look.init in INIT_MODES:
+        return None
+    h, w = content.shape[-2:]
+    start = read_image(look.init)
+    if abs(start.shape[1] / start.shape[0] - w / h) > 0.02:
+        raise ReverieError(
+            f"init image {look.init} is {start.shape[1]}x{start.shape[0]}: its aspect ratio differs from "
+            "the content's; give an image of the content's shape"
+        )
+    tensor = _to_tensor(resize(start, (w, h)), device)
+    return color.luminance_image(tensor) if look.color == "content" else tensor
+
+
+def _check_memory(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> None:
+    budget = runtime.max_memory or available_memory(device)
+    layers = (*look.content_layers, *look.style_layers)
+    need = estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history)
+    if need > budget:
+        fits = largest_fitting_side(look.network, width / height, layers, budget, look.lbfgs_history)
+        raise ReverieError(
+            f"a {width}x{height} working size needs about {need / 2**30:.1f} GiB but {budget / 2**30:.1f} GiB "
+            f"is available on {device}: use --size {fits} or less (and --output-size to upsample)"
+        )
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None] * 255.0).to(device)
+
+
+def _to_array(image: torch.Tensor) -> np.ndarray:
+    return (image[0].detach().float().permute(1, 2, 0).cpu().numpy() / 255.0).clip(0, 1).astype(np.float32)

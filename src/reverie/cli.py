@@ -1,0 +1,176 @@
+"""The `reverie` command: a thin shell over `reverie.api`. Option defaults come from `Look`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from reverie.errors import ReverieError
+from reverie.look import Look, U_RANGE, U_USEFUL, parse_crop
+from reverie.runtime import Runtime
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Reverie: turn live-action frames into paintings with neural style transfer.",
+)
+
+_DEFAULTS = {f.name: f.default for f in fields(Look)}
+
+
+def _d(name: str) -> str:
+    """The look's default for a flag's help text (one source of truth: the Look dataclass)."""
+    value = _DEFAULTS[name]
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
+
+
+class _Number(click.ParamType):
+    """A float whose parse error says what the option means and its useful range."""
+
+    name = "FLOAT"
+
+    def __init__(self, hint: str) -> None:
+        self.hint = hint
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number; {self.hint}", param, ctx)
+
+
+_U = _Number(f"give u from {U_RANGE[0]:g} to {U_RANGE[1]:g}; the useful range is {U_USEFUL}")
+
+Opt = typer.Option
+
+
+@app.command()
+def stylize(
+    content: Annotated[Path, typer.Argument(help="The plate: a frame to paint (JPEG, PNG, TIFF).")],
+    output: Annotated[Path, Opt("-o", "--output", help="Image to write: .png, .jpg or .tif.")],
+    style: Annotated[list[str] | None, Opt("--style", help="The painting (repeat for a blend).")] = None,
+    u: Annotated[
+        float | None, Opt("--u", click_type=_U, help=f"Degree of unrealism; style:content = 10**u. {_d('u')}")
+    ] = None,
+    iterations: Annotated[int | None, Opt(help=f"Optimiser iterations. {_d('iterations')}")] = None,
+    size: Annotated[int | None, Opt(help=f"Working long side in px. {_d('size')}")] = None,
+    output_size: Annotated[
+        int | None, Opt(help="Long side of the written image. [default: the content's own size]")
+    ] = None,
+    network: Annotated[str | None, Opt(help=f"vgg16 or vgg19. {_d('network')}")] = None,
+    init: Annotated[str | None, Opt(help=f"content, mixed, noise or an image path. {_d('init')}")] = None,
+    optimizer: Annotated[str | None, Opt(help=f"lbfgs or adam. {_d('optimizer')}")] = None,
+    seed: Annotated[int | None, Opt(help=f"Random seed. {_d('seed')}")] = None,
+    style_crop: Annotated[
+        str | None, Opt(help="Texture transfer: X,Y,W,H of the style image (px, or 0-1 fractions).")
+    ] = None,
+    style_scale: Annotated[float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")] = None,
+    style_weights: Annotated[str | None, Opt(help="Blend weights, one per --style, e.g. 0.7,0.3.")] = None,
+    color: Annotated[
+        str | None, Opt(help=f"style (painting's), content (plate's) or match (recoloured). {_d('color')}")
+    ] = None,
+    tv_weight: Annotated[float | None, Opt(help=f"Total-variation smoothing. {_d('tv_weight')}")] = None,
+    pooling: Annotated[str | None, Opt(help=f"max or avg. {_d('pooling')}")] = None,
+    look: Annotated[Path | None, Opt("--look", help="A saved look (TOML); flags override it.")] = None,
+    save_look: Annotated[Path | None, Opt(help="Also write the look used to this TOML file.")] = None,
+    save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
+    bit_depth: Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: 8]")] = None,
+    weights: Annotated[Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")] = None,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, Opt(help="auto, fp32 or bf16 (network only; auto: bf16 where fast).")] = "auto",
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""
+    from reverie.render import render_still
+
+    flags = {
+        "u": u,
+        "iterations": iterations,
+        "size": size,
+        "network": network,
+        "init": init,
+        "optimizer": optimizer,
+        "seed": seed,
+        "style_scale": style_scale,
+        "color": color,
+        "tv_weight": tv_weight,
+        "pooling": pooling,
+        "styles": tuple(str(Path(s)) for s in style) if style else None,
+        "style_crop": parse_crop(style_crop) if style_crop is not None else None,
+        "style_weights": _parse_weights(style_weights) if style_weights is not None else None,
+    }
+    base = Look.load(look) if look else Look()
+    chosen = base.replace(**{k: v for k, v in flags.items() if v is not None})
+    runtime = Runtime(device=device, precision=precision, weights=str(weights) if weights else None)
+    render_still(
+        content,
+        output,
+        chosen,
+        runtime,
+        output_size=output_size,
+        save_look=save_look,
+        save_every=save_every,
+        bit_depth=bit_depth,
+        quiet=quiet,
+    )
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, Opt("-o", "--output", help="Image to write.")] = Path("reverie-demo.png"),
+    iterations: Annotated[int, Opt(help="Optimiser iterations (the film used 512).")] = 200,
+    u: Annotated[float, Opt("--u", click_type=_U, help="Degree of unrealism.")] = 4.0,
+    photo: Annotated[str, Opt(help="Sample photo: chelsea, astronaut, coffee or rocket.")] = "chelsea",
+    quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
+) -> None:
+    """Paint one of scikit-image's sample photos with a generated painting; needs no files of yours."""
+    from reverie.io.images import write_image
+    from reverie.render import render_still
+    from reverie.samples import sample_content, sample_painting
+
+    plate = sample_content(photo)
+    painting_path = output.with_name(output.stem + "-painting.png")
+    write_image(painting_path, sample_painting(512))
+    chosen = Look(u=u, iterations=iterations, styles=(str(painting_path),))
+    render_still(plate, output, chosen, Runtime(), quiet=quiet)
+
+
+def _parse_weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ReverieError(f"--style-weights {text!r} must be numbers separated by commas, e.g. 0.7,0.3") from None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="reverie", standalone_mode=False)
+    except click.UsageError as err:
+        hint = f" (see: reverie {err.ctx.info_name} --help)" if err.ctx and err.ctx.parent else ""
+        _fail(f"{_one_line(err.format_message())}{hint}")
+    except ReverieError as err:
+        _fail(_one_line(str(err)))
+    except click.Abort:
+        _fail("aborted", 130)
+    except KeyboardInterrupt:
+        _fail("interrupted; finished files are intact, nothing half-written", 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"reverie: error: {message}", file=sys.stderr)
+    sys.exit(code)
+

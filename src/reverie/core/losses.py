@@ -1,0 +1,58 @@
+"""Loss terms of Gatys et al. (2016), normalised as in the Caffe implementation the *Come Swim* film used.
+
+With these normalisations the style:content ratio 10**u means what it meant for the film: u=4 is the
+classic look at a 512-px working size. All functions follow their inputs' device; they compute in float32
+even when the features come out of a bfloat16 network, because Gram differences are small numbers
+taken from large ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def as_matrix(features: Tensor) -> Tensor:
+    """(1, C, H, W) features -> (H*W, C) float32. Free for channels_last tensors (no copy)."""
+    if features.dim() != 4 or features.shape[0] != 1:
+        raise ValueError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
+    return features.movedim(1, -1).reshape(-1, features.shape[1]).float()
+
+
+def gram(features: Tensor) -> Tensor:
+    """Unnormalised Gram matrix G = F F^T of (1, C, H, W) features: (C, C), float32 (Gatys eq. 3)."""
+    f = as_matrix(features)
+    with torch.autocast(f.device.type, enabled=False):
+        return f.T @ f
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """1/2 sum((F - P)^2) (Gatys eq. 1)."""
+    return 0.5 * (features.float() - target.float()).pow(2).sum()
+
+
+def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """E = 1 / (4 N^2 M^2) sum((G - A)^2) with N channels and M = H*W positions (Gatys eq. 4).
+
+    target_gram must be expressed for the same M as `features` (see `rescale_gram`).
+    """
+    n, m = features.shape[1], features.shape[2] * features.shape[3]
+    return (gram(features) - target_gram).pow(2).sum() / (4.0 * n * n * m * m)
+
+
+def rescale_gram(target_gram: Tensor, positions_from: int, positions_to: int) -> Tensor:
+    """Express a Gram matrix computed over `positions_from` positions for `positions_to` positions.
+
+    Departure from the film's code, on purpose: an unnormalised Gram grows with the number of positions,
+    so a style image larger than the frame (the film scaled it to 1.2x) gave a target the frame could
+    never reach, and the style's size changed its strength. Scaling the target by M_frame / M_style keeps
+    Gatys' E unchanged when sizes match and makes style scale a choice of brush size only.
+    """
+    return target_gram * (positions_to / positions_from)
+
+
+def tv_loss(image: Tensor) -> Tensor:
+    """Total variation: sum of squared differences between neighbouring pixels, (1, 3, H, W) image."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.float().pow(2).sum() + dy.float().pow(2).sum()

@@ -1,0 +1,257 @@
+"""The Gatys optimisation: tensors in, a `TransferResult` out. Knows no files, devices or printing.
+
+Images are (1, 3, H, W) RGB float tensors in 0-255 on the network's device. Progress is reported
+through one callback that receives an `IterationEvent` per iteration; `should_stop` is polled after
+each iteration so a UI or a signal handler can end a render early and still get the current image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from reverie.core.losses import content_loss, gram, rescale_gram, style_loss, tv_loss
+from reverie.look import Look
+from reverie.nets.vgg import VGGFeatures
+
+REFERENCE_LONG_SIDE = 512
+"""u keeps the film's meaning at this working size; other sizes rescale the content term to match."""
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Weighted loss terms: total = content + style + tv, style already multiplied by 10**u."""
+
+    content: float
+    style: float
+    tv: float
+
+    @property
+    def total(self) -> float:
+        return self.content + self.style + self.tv
+
+
+@dataclass(frozen=True)
+class IterationEvent:
+    iteration: int
+    """Iterations finished so far (1-based)."""
+    total: int
+    losses: Losses
+    """Losses at the image this iteration started from."""
+    image: Tensor
+    """The current image (a live view: clone it to keep it)."""
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    image: Tensor
+    """(1, 3, H, W) RGB 0-255, float32, detached."""
+    losses: Losses
+    """Losses of the returned image."""
+    iterations: int
+    stopped: bool
+    """True when should_stop ended the run before all iterations."""
+
+
+Callback = Callable[[IterationEvent], None]
+
+
+def content_scale(height: int, width: int) -> float:
+    """Weight of the content term that keeps a look the same at every working size.
+
+    Under the film's normalisation the content term grows with the pixel count while the style term
+    does not, so the same u looked more photographic at a larger size. Scaling the content term by the
+    pixel count of the 512-px version of the frame over this one's makes u mean exactly the film's u at
+    512 px, and the same balance of paint and photo at any other size.
+    """
+    return (REFERENCE_LONG_SIDE / max(height, width)) ** 2
+
+
+class Objective:
+    """The weighted Gatys loss of an image; targets are computed once, at construction."""
+
+    def __init__(
+        self,
+        net: VGGFeatures,
+        content: Tensor,
+        styles: Sequence[Tensor],
+        look: Look,
+        style_weights: Sequence[float] | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
+        self.content_layers = tuple(look.content_layers)
+        self.style_layers = dict(zip(look.style_layers, look.style_layer_weights, strict=True))
+        self.layers = frozenset(self.content_layers) | frozenset(self.style_layers)
+        h, w = content.shape[-2:]
+        self.content_weight = content_scale(h, w)
+        self.style_weight = 10.0**look.u
+        with torch.no_grad():
+            feats = self._features(content)
+            self.content_targets = {k: feats[k].detach() for k in self.content_layers}
+            positions = {k: feats[k].shape[2] * feats[k].shape[3] for k in self.style_layers}
+            self.style_targets = self._blend_grams(styles, style_weights, positions)
+
+    def _features(self, image: Tensor) -> dict[str, Tensor]:
+        # channels_last runs the convolutions faster on CPU and GPU; the optimised image itself stays
+        # contiguous because L-BFGS flattens its gradient with view().
+        image = image.contiguous(memory_format=torch.channels_last)
+        dtype = self.autocast_dtype
+        with torch.autocast(image.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return self.net(image, self.layers)
+
+    def _blend_grams(
+        self, styles: Sequence[Tensor], weights: Sequence[float] | None, positions: dict[str, int]
+    ) -> dict[str, Tensor]:
+        """Weighted mean of the styles' Gram targets, each expressed for the frame's size."""
+        weights = list(weights) if weights else [1.0] * len(styles)
+        total = sum(weights)
+        targets: dict[str, Tensor] = {}
+        for style, weight in zip(styles, weights, strict=True):
+            feats = self.net(style, frozenset(self.style_layers))
+            for layer in self.style_layers:
+                f = feats[layer]
+                g = rescale_gram(gram(f), f.shape[2] * f.shape[3], positions[layer]) * (weight / total)
+                targets[layer] = targets[layer] + g if layer in targets else g
+        return targets
+
+    def __call__(self, image: Tensor) -> Tensor:
+        """Loss terms (content, style, tv) as one float32 tensor of shape (3,); total = their sum."""
+        feats = self._features(image)
+        c = sum(content_loss(feats[k], self.content_targets[k]) for k in self.content_layers)
+        s = sum(w * style_loss(feats[k], self.style_targets[k]) for k, w in self.style_layers.items())
+        tv = tv_loss(image) if self.look.tv_weight else image.new_zeros(())
+        return torch.stack(
+            [
+                c * self.content_weight,
+                s * self.style_weight,
+                tv * (self.look.tv_weight * self.content_weight),
+            ]
+        )
+
+
+def initial_image(
+    mode: str,
+    content: Tensor,
+    style: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """The image optimisation starts from: content, mixed (0.95 content + 0.05 style), or noise.
+
+    `style` must already have the content's size for mixed. Coloured noise is Gaussian around the
+    content's mean colour, drawn from `generator` so a seed gives the same start on every run.
+    """
+    if mode == "content":
+        return content.clone()
+    if mode == "mixed":
+        if style is None or style.shape != content.shape:
+            raise ValueError("mixed init needs a style image of the content's size")
+        return 0.95 * content + 0.05 * style
+    if mode == "noise":
+        noise = torch.randn(content.shape, generator=generator, dtype=content.dtype, device="cpu")
+        mean = content.mean(dim=(2, 3), keepdim=True)
+        return (mean + 64.0 * noise.to(content.device)).clamp(0, 255)
+    raise ValueError(f"unknown init mode {mode!r}")
+
+
+def _lbfgs_step(look: Look, x: Tensor, objective: Objective) -> Callable[[], Tensor]:
+    # One step() with max_iter=1 is exactly one function evaluation and one update, so an iteration
+    # means the same for L-BFGS and Adam. No line search: a fixed unit step, as in neural-style.
+    opt = torch.optim.LBFGS(
+        [x], lr=1.0, max_iter=1, history_size=look.lbfgs_history, tolerance_grad=-1.0, tolerance_change=-1.0
+    )
+    parts: list[Tensor] = []
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=False)
+        terms = objective(x)
+        terms.sum().backward()
+        parts.append(terms.detach())
+        return terms.sum()
+
+    def step() -> Tensor:
+        parts.clear()
+        opt.step(closure)
+        return parts[-1]
+
+    return step
+
+
+def _adam_step(look: Look, x: Tensor, objective: Objective) -> Callable[[], Tensor]:
+    opt = torch.optim.Adam([x], lr=look.adam_lr)
+
+    def step() -> Tensor:
+        opt.zero_grad(set_to_none=False)
+        terms = objective(x)
+        terms.sum().backward()
+        opt.step()
+        return terms.detach()
+
+    return step
+
+
+def transfer(
+    content: Tensor,
+    styles: Sequence[Tensor],
+    look: Look,
+    net: VGGFeatures,
+    *,
+    init: Tensor | None = None,
+    style_weights: Sequence[float] | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    callback: Callback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TransferResult:
+    """Optimise an image whose content features match `content` and whose Gram statistics match the
+    (weighted) `styles`, for `look.iterations` iterations.
+
+    content: (1, 3, H, W) RGB 0-255. styles: (1, 3, Hs, Ws) each, any size. init: (1, 3, H, W) start
+    image; by default the one `look.init` names (content, mixed or noise; a path is the caller's job).
+    Pixels stay within 0-255 after every step, as with the film's L-BFGS-B bounds.
+    """
+    _check_inputs(content, styles, init)
+    objective = Objective(net, content, styles, look, style_weights, autocast_dtype)
+    if init is None:
+        generator = torch.Generator().manual_seed(look.seed)
+        mix = _resize_like(styles[0], content) if look.init == "mixed" else None
+        init = initial_image(look.init, content, mix, generator)
+    x = init.detach().clone().float().contiguous().requires_grad_(True)
+    step = (_lbfgs_step if look.optimizer == "lbfgs" else _adam_step)(look, x, objective)
+    done, stopped = 0, False
+    for done in range(1, look.iterations + 1):
+        losses = Losses(*step().tolist())
+        with torch.no_grad():
+            x.clamp_(0, 255)
+        if callback is not None:
+            callback(IterationEvent(done, look.iterations, losses, x.detach()))
+        if not math.isfinite(losses.total):
+            raise FloatingPointError(f"loss became {losses.total} at iteration {done}")
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+    with torch.no_grad():
+        final = Losses(*objective(x).tolist())
+    image = x.detach().clone()
+    return TransferResult(image=image, losses=final, iterations=done, stopped=stopped)
+
+
+def _resize_like(image: Tensor, like: Tensor) -> Tensor:
+    return torch.nn.functional.interpolate(
+        image, size=like.shape[-2:], mode="bicubic", align_corners=False, antialias=True
+    ).clamp(0, 255)
+
+
+def _check_inputs(content: Tensor, styles: Sequence[Tensor], init: Tensor | None) -> None:
+    if content.dim() != 4 or content.shape[:2] != (1, 3):
+        raise ValueError(f"content must be (1, 3, H, W), got {tuple(content.shape)}")
+    if not styles:
+        raise ValueError("at least one style image is needed")
+    for s in styles:
+        if s.dim() != 4 or s.shape[:2] != (1, 3):
+            raise ValueError(f"style must be (1, 3, H, W), got {tuple(s.shape)}")
+    if init is not None and init.shape != content.shape:
+        raise ValueError(f"init {tuple(init.shape)} must match content {tuple(content.shape)}")

@@ -1,0 +1,264 @@
+"""A `Look`: every creative choice of a render, in one frozen, validated value.
+
+The *Come Swim* paper (Joshi, Stewart, Shapiro 2017) found that Gatys-style transfer collapses into a few
+controls a director can drive: the degree of unrealism ``u`` (style:content weight ratio ``10**u``), a
+tight crop of the style image (texture transfer), colour, iterations, working resolution and the network.
+This module is the single source of truth for their defaults: the CLI and every other shell derive their
+options from the field defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from reverie.errors import ReverieError
+
+NETWORKS = ("vgg16", "vgg19")
+OPTIMIZERS = ("lbfgs", "adam")
+COLOR_MODES = ("style", "content", "match")
+INIT_MODES = ("content", "mixed", "noise")
+POOLING = ("max", "avg")
+
+# u outside this range is a typo or a misunderstanding, not a look: at u=-2 the style is invisible and
+# beyond u=10 the photo is gone entirely. The useful range, per the paper, is about 1 to 6.
+U_RANGE = (-2.0, 10.0)
+U_USEFUL = "1 (a photo with a hint of paint) to 6 (the painting's texture everywhere)"
+
+LOOK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Look:
+    """The artistic choices of a render; paths and devices live elsewhere (see `Runtime`)."""
+
+    u: float = 4.0
+    """Degree of unrealism: the style term is weighted 10**u times the content term (film default 4)."""
+    iterations: int = 512
+    """Optimiser iterations at the working size."""
+    size: int = 512
+    """Working resolution: the long side, in pixels, that the optimisation runs at."""
+    network: str = "vgg16"
+    """Feature network: vgg16 (the film's choice) or vgg19."""
+    styles: tuple[str, ...] = ()
+    """Style image paths (a look refers to its paintings; they are read by the caller)."""
+    style_weights: tuple[float, ...] = ()
+    """Blend weights of the styles; empty means equal weights."""
+    style_crop: tuple[float, float, float, float] | None = None
+    """Texture transfer: X, Y, W, H of the style image, in pixels or as 0-1 fractions (all <= 1)."""
+    style_scale: float = 1.2
+    """The style image is resized so that its long side is style_scale x the working size."""
+    color: str = "style"
+    """style: the painting's colours; content: keep the plate's colours; match: recolour the painting."""
+    init: str = "content"
+    """content, mixed (0.95 content + 0.05 style), noise, or a path to an image to start from."""
+    optimizer: str = "lbfgs"
+    """lbfgs (the film's) or adam."""
+    seed: int = 0
+    """Seeds noise init and anything random: the same look renders the same pixels on a CPU."""
+    tv_weight: float = 0.0
+    """Total-variation smoothing weight (the film used none)."""
+    content_layers: tuple[str, ...] = ("conv4_2",)
+    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    style_layer_weights: tuple[float, ...] = (0.2, 0.2, 0.2, 0.2, 0.2)
+    pooling: str = "max"
+    """max (as trained) or avg (smoother gradients, softer look)."""
+    lbfgs_history: int = 8
+    """L-BFGS memory; the film's implementation kept 8 steps."""
+    adam_lr: float = 8.0
+    """Adam step size in pixel units (0-255)."""
+    version: int = field(default=LOOK_VERSION, repr=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def ratio(self) -> float:
+        """Style-to-content weight ratio, 10**u."""
+        return 10.0**self.u
+
+    def describe_u(self) -> str:
+        """The film's way of stating the degree of unrealism, e.g. ``u=4 (style:content 1e4)``."""
+        return f"u={_fmt(self.u)} (style:content 1e{_fmt(self.u)})"
+
+    def replace(self, **changes: Any) -> Look:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **_coerce(changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; None values are left out (TOML has no null)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "look") -> Look:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ReverieError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return cls(**_coerce(data))
+        except (TypeError, ValueError) as err:
+            raise ReverieError(f"{source}: {err}") from None
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "look") -> Look:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ReverieError(f"{source} is not valid TOML: {err}") from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Look:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ReverieError(f"look file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ReverieError(f"look file {path} is a directory; give a .toml file") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ReverieError(f"cannot read look file {path}: {err}") from None
+        return cls.from_toml(text, source=str(path))
+
+    def hash(self) -> str:
+        """A stable content hash: the same choices give the same hash on every machine and version."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+_TUPLE_FIELDS = {f.name for f in fields(Look) if str(f.type).startswith("tuple")}
+
+
+def _coerce(data: dict[str, Any]) -> dict[str, Any]:
+    """TOML and JSON give lists; the frozen dataclass wants (hashable) tuples."""
+    return {k: tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v for k, v in data.items()}
+
+
+def _validate(look: Look) -> None:
+    _check_number(look.u, "u")
+    if not U_RANGE[0] <= look.u <= U_RANGE[1]:
+        raise ReverieError(
+            f"u={look.u:g} is outside {U_RANGE[0]:g}..{U_RANGE[1]:g} (style:content 1e{look.u:g}); "
+            f"the useful range is {U_USEFUL}"
+        )
+    _check_int(look.iterations, "iterations", 1, 100_000)
+    _check_int(look.size, "size", 16, 16_384)
+    _check_int(look.seed, "seed", 0, 2**63 - 1)
+    _check_int(look.lbfgs_history, "lbfgs_history", 1, 1000)
+    _check_choice(look.network, "network", NETWORKS)
+    _check_choice(look.optimizer, "optimizer", OPTIMIZERS)
+    _check_choice(look.color, "color", COLOR_MODES)
+    _check_choice(look.pooling, "pooling", POOLING)
+    if not isinstance(look.init, str) or not look.init:
+        raise ReverieError(f"init must be one of {', '.join(INIT_MODES)} or an image path")
+    for name in ("style_scale", "tv_weight", "adam_lr"):
+        _check_number(getattr(look, name), name)
+    if not 0.05 <= look.style_scale <= 8:
+        raise ReverieError(f"style_scale={look.style_scale:g} is outside 0.05..8; 1.2 is the film's")
+    if look.tv_weight < 0 or look.adam_lr <= 0:
+        raise ReverieError("tv_weight must be >= 0 and adam_lr > 0")
+    _validate_styles(look)
+    _validate_layers(look)
+    if look.style_crop is not None:
+        _validate_crop(look.style_crop)
+
+
+def _check_number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ReverieError(f"{name} must be a finite number, got {value!r}")
+
+
+def _check_int(value: Any, name: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ReverieError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+
+
+def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ReverieError(f"unknown {name} {value!r}: choose {' or '.join(choices)}")
+
+
+def _validate_styles(look: Look) -> None:
+    if not all(isinstance(s, str) and s for s in look.styles):
+        raise ReverieError("styles must be image paths")
+    if look.style_weights:
+        if len(look.style_weights) != len(look.styles):
+            raise ReverieError(
+                f"{len(look.style_weights)} style weights for {len(look.styles)} styles: give one weight per style"
+            )
+        for w in look.style_weights:
+            _check_number(w, "style weight")
+        if min(look.style_weights) < 0 or sum(look.style_weights) <= 0:
+            raise ReverieError("style weights must be >= 0 and not all zero")
+
+
+def _validate_layers(look: Look) -> None:
+    if not look.content_layers or not look.style_layers:
+        raise ReverieError("a look needs at least one content layer and one style layer")
+    if len(look.style_layer_weights) != len(look.style_layers):
+        raise ReverieError("style_layer_weights must give one weight per style layer")
+    for name in (*look.content_layers, *look.style_layers):
+        if not isinstance(name, str) or not name.startswith("conv"):
+            raise ReverieError(f"layer {name!r} is not a VGG layer name like conv4_2")
+
+
+def _validate_crop(crop: tuple[float, ...]) -> None:
+    if len(crop) != 4:
+        raise ReverieError("style crop must be X,Y,W,H")
+    for v in crop:
+        _check_number(v, "style crop value")
+    x, y, w, h = crop
+    if x < 0 or y < 0 or w <= 0 or h <= 0:
+        raise ReverieError(f"style crop {format_crop(crop)} must have X,Y >= 0 and W,H > 0")
+
+
+def format_crop(crop: tuple[float, ...]) -> str:
+    return ",".join(_fmt(v) for v in crop)
+
+
+def parse_crop(text: str) -> tuple[float, float, float, float]:
+    """Parse ``X,Y,W,H`` (pixels, or 0-1 fractions of the style image when all four are <= 1)."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise ReverieError(f"--style-crop {text!r} must be four numbers X,Y,W,H, e.g. 120,40,300,300 or 0.1,0.1,0.4,0.4")
+    _validate_crop(values)
+    return values  # type: ignore[return-value]
+
+
+def crop_box(crop: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel box (left, top, right, bottom) of a crop on a width x height style image; errors if outside."""
+    x, y, w, h = crop
+    if max(crop) <= 1:
+        x, y, w, h = x * width, y * height, w * width, h * height
+    box = (round(x), round(y), round(x + w), round(y + h))
+    if box[2] > width or box[3] > height or box[2] - box[0] < 8 or box[3] - box[1] < 8:
+        raise ReverieError(
+            f"style crop {format_crop(crop)} does not fit the {width}x{height} style image "
+            "(it must lie inside it and be at least 8x8 px)"
+        )
+    return box

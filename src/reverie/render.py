@@ -1,0 +1,144 @@
+"""Rendering a still to files: inputs checked before the long part, progress on the terminal, the image
+and its JSON record written atomically. The CLI and other shells call `render_still`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from reverie.api import StylizeResult, finish, stylize
+from reverie.core.transfer import IterationEvent
+from reverie.errors import ReverieError
+from reverie.io.images import atomic_write_bytes, check_writable, read_image, write_image
+from reverie.look import Look
+from reverie.runtime import Runtime
+
+
+def sidecar_path(output: Path) -> Path:
+    """The JSON record beside an image: out.png -> out.png.json."""
+    return output.with_name(output.name + ".json")
+
+
+def render_still(
+    content: Path | np.ndarray,
+    output: Path,
+    look: Look,
+    runtime: Runtime,
+    *,
+    output_size: int | None = None,
+    save_look: Path | None = None,
+    save_every: int | None = None,
+    bit_depth: int | None = None,
+    quiet: bool = False,
+) -> StylizeResult:
+    """Render `content` with `look` to `output` (+ `output`.json, + the look's TOML if asked)."""
+    _check_options(output, save_look, save_every, bit_depth, output_size)
+    plate = read_image(content) if isinstance(content, Path) else content
+    styles = [read_image(p) for p in look.styles]
+    console = Console(stderr=True, quiet=quiet)
+    console.print(_header(look, plate, output_size))
+    snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
+    with _progress(console) as (progress, report):
+        result = stylize(
+            plate,
+            styles,
+            look,
+            runtime=runtime,
+            output_size=output_size,
+            callback=lambda e: (report(e), snapshot(e)),
+        )
+        progress.stop()
+    write_image(output, result.image, bit_depth=bit_depth)
+    atomic_write_bytes(sidecar_path(output), json.dumps(result.metadata(), indent=2).encode())
+    if save_look is not None:
+        atomic_write_bytes(save_look, look.to_toml().encode())
+    console.print(_summary(output, result))
+    return result
+
+
+def _check_options(
+    output: Path, save_look: Path | None, save_every: int | None, bit_depth: int | None, output_size: int | None
+) -> None:
+    """Refuse what would fail at the end before spending minutes on the render."""
+    if bit_depth not in (None, 8, 16):
+        raise ReverieError(f"--bit-depth {bit_depth} is not supported: use 8 or 16")
+    if bit_depth == 16 and output.suffix.lower() in (".jpg", ".jpeg"):
+        raise ReverieError(f"{output}: JPEG is 8-bit only; write .png or .tif for 16 bits")
+    if save_every is not None and save_every < 1:
+        raise ReverieError("--save-every must be a whole number of iterations >= 1")
+    if output_size is not None and not 16 <= output_size <= 32768:
+        raise ReverieError(f"--output-size {output_size} must be from 16 to 32768 px")
+    check_writable(output)
+    if save_look is not None:
+        if save_look.suffix.lower() != ".toml":
+            raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
+        check_writable(save_look.with_suffix(".png"))  # same directory, same permissions
+
+
+def _header(look: Look, plate: np.ndarray, output_size: int | None) -> str:
+    h, w = plate.shape[:2]
+    out = f"{output_size} px long side" if output_size else f"{w}x{h}"
+    return (
+        f"{look.describe_u()} · {look.network} · {look.size} px working size · "
+        f"{look.optimizer} x {look.iterations} · colour {look.color} · output {out}"
+    )
+
+
+def _summary(output: Path, result: StylizeResult) -> str:
+    w, h = result.output_size
+    per_it = result.seconds / max(result.iterations, 1)
+    return (
+        f"wrote {output} ({w}x{h}) in {result.seconds:.1f} s ({per_it:.3f} s/iteration on "
+        f"{result.device}, {result.precision}); losses: content {result.losses.content:.4g}, "
+        f"style {result.losses.style:.4g}"
+    )
+
+
+def _snapshot_writer(
+    output: Path, plate: np.ndarray, look: Look, bit_depth: int | None, every: int | None
+) -> Callable[[IterationEvent], None]:
+    def write(event: IterationEvent) -> None:
+        if every and event.iteration % every == 0 and event.iteration < event.total:
+            path = output.with_name(f"{output.stem}.iter{event.iteration:04d}{output.suffix}")
+            write_image(path, finish(event.image, plate, look.color, look.size), bit_depth=bit_depth)
+
+    return write
+
+
+class _progress:
+    """A Rich progress bar fed by iteration events; yields (progress, report)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("painting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("painting", total=None, losses="", rate="")
+        self.first: float | None = None
+
+    def report(self, event: IterationEvent) -> None:
+        # Timed from the first iteration on, so loading weights and targets does not skew the rate.
+        now = time.perf_counter()
+        self.first = self.first or now
+        rate = f"{(now - self.first) / (event.iteration - 1):.2f} s/it" if event.iteration > 1 else ""
+        losses = f"content {event.losses.content:.3g} style {event.losses.style:.3g}"
+        self.progress.update(self.task, completed=event.iteration, total=event.total, losses=losses, rate=rate)
+
+    def __enter__(self) -> tuple[Progress, Callable[[IterationEvent], None]]:
+        self.progress.start()
+        return self.progress, self.report
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()

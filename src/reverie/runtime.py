@@ -1,0 +1,109 @@
+"""Where and how a look is rendered: device, precision, threads, weights. Not part of the look."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from reverie.errors import ReverieError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str = "auto"
+    """auto (CUDA when present, else CPU), cpu or cuda (or cuda:N)."""
+    precision: str = "auto"
+    """fp32, bf16 (autocast for the network; losses stay float32), or auto: bf16 where it is fast."""
+    threads: int | None = None
+    """CPU threads for the network; None leaves PyTorch's choice (one per core)."""
+    weights: str | None = None
+    """A user's VGG checkpoint instead of the packaged weights."""
+    max_memory: int | None = None
+    """Bytes the render may use; None: what the device has free."""
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ReverieError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        if self.precision not in PRECISIONS:
+            raise ReverieError(f"unknown precision {self.precision!r}: choose auto, fp32 or bf16")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ReverieError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    return torch.device(name)
+
+
+def autocast_dtype(runtime: Runtime, device: torch.device) -> torch.dtype | None:
+    """The reduced precision to run the network in, or None for float32."""
+    if runtime.precision == "fp32":
+        return None
+    if runtime.precision == "bf16" or _fast_bf16(device):
+        return torch.bfloat16
+    return None
+
+
+def _fast_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return _cpu_has_bf16()
+
+
+@cache
+def _cpu_has_bf16() -> bool:
+    # Native bf16 dot products (AVX-512 BF16 or AMX); without them oneDNN emulates bf16 slowly.
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free on the device: CUDA's free memory, or the OS's MemAvailable."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def configure(runtime: Runtime) -> torch.device:
+    """Apply the runtime's process-wide settings and return the device to render on."""
+    device = resolve_device(runtime.device)
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    keep_freed_memory()
+    return device
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Tell glibc to keep freed memory instead of returning it to the OS.
+
+    Each iteration frees and reallocates the same large activation buffers; by default glibc unmaps
+    them and the kernel faults them back in, page by page, on every iteration (1.5-2x slower at
+    1080p). This is what MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge> do, applied from inside.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    # mallopt takes a C int: the largest trim threshold it can express is 2 GiB.
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
