@@ -95,7 +95,7 @@ def stylize(
     style_ts = [_to_tensor(prepare_style(s, look), device) for s in styles]
     net_content, net_styles = _apply_color_mode(look.color, content_t, style_ts)
     init = _init_image(look, net_content, device)
-    dtype = autocast_dtype(runtime, device)
+    dtype = autocast_dtype(runtime)
     result = transfer(
         net_content,
         net_styles,

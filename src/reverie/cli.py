@@ -84,7 +84,7 @@ def stylize(
     bit_depth: Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: 8]")] = None,
     weights: Annotated[Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, Opt(help="auto, fp32 or bf16 (network only; auto: bf16 where fast).")] = "auto",
+    precision: Annotated[str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")] = "fp32",
     quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""

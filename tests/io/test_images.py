@@ -1,6 +1,5 @@
 """Tests for reverie.io.images: tiny images made in tmp_path, no fixtures on disk."""
 
-import os
 import struct
 import zlib
 
@@ -22,8 +21,6 @@ from reverie.io.images import (
     write_image,
 )
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
 
 def _random(h=13, w=17, seed=0):
     return np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
@@ -36,6 +33,20 @@ def _smooth(h=24, w=32):
 
 def _codes(image, bits):
     return np.rint(image * (2**bits - 1)).astype(np.int64)
+
+
+def _permissions_enforced(directory):
+    """False for root (or CAP_DAC_OVERRIDE), where chmod does not stop reading or writing."""
+    probe = directory / "probe"
+    probe.write_bytes(b"")
+    probe.chmod(0)
+    try:
+        probe.open("rb").close()
+    except PermissionError:
+        return True
+    finally:
+        probe.unlink()
+    return False
 
 
 def _no_temp_files(directory):
@@ -61,16 +72,30 @@ def _chunk(kind, body):
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _png16_reference_encode(values, filters=(0, 1, 2, 3, 4)):
-    """values: uint16 (H, W, 3 or 4); row y uses filter filters[y % len(filters)]."""
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def _png16_filtered(values, filters):
+    """Rows of uint16 (H, W, C) values, row y filtered with filters[y % len(filters)]."""
     h, w, c = values.shape
-    bpp, prev, body = 2 * c, bytes(w * 2 * c), b""
+    prev, body = bytes(w * 2 * c), b""
     for y in range(h):
         line, ftype = values[y].astype(">u2").tobytes(), filters[y % len(filters)]
-        body += bytes([ftype]) + bytes((line[i] - _predict(ftype, line, prev, i, bpp)) & 255 for i in range(len(line)))
+        body += bytes(
+            [ftype, *((line[i] - _predict(ftype, line, prev, i, 2 * c)) & 255 for i in range(len(line)))]
+        )
         prev = line
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, {3: 2, 4: 6}[c], 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(body)) + _chunk(b"IEND", b"")
+    return body
+
+
+def _png16_reference_encode(values, filters=(0, 1, 2, 3, 4), interlace=False):
+    """values: uint16 (H, W, 2, 3 or 4); interlaced: Adam7, each pass a small image of its own."""
+    h, w, c = values.shape
+    passes = [values[y::dy, x::dx] for x, y, dx, dy in ADAM7] if interlace else [values]
+    body = b"".join(_png16_filtered(p, filters) for p in passes if p.size)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, int(interlace))
+    idat = _chunk(b"IDAT", zlib.compress(body))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + idat + _chunk(b"IEND", b"")
 
 
 def _png16_reference_decode(data):
@@ -145,6 +170,7 @@ def test_tiff16_is_valid_for_pillow_and_its_raw_strips(tmp_path):
         data = (tmp_path / "a.tif").read_bytes()
         strips = b"".join(data[o : o + n] for o, n in zip(im.tag_v2[273], im.tag_v2[279], strict=True))
     np.testing.assert_array_equal(np.frombuffer(strips, "<u2").reshape(expected.shape), expected)
+    np.testing.assert_array_equal(_codes(read_image(tmp_path / "a.tif"), 16), expected)
 
 
 def test_compressed_tiff16_reads_exactly(tmp_path):
@@ -153,11 +179,11 @@ def test_compressed_tiff16_reads_exactly(tmp_path):
     np.testing.assert_array_equal(_codes(read_image(tmp_path / "z.tif"), 16), codes)
 
 
-@pytest.mark.parametrize("channels", [3, 4])
-def test_png16_with_every_filter_type_reads_exactly(tmp_path, channels):
+@pytest.mark.parametrize(("channels", "interlace"), [(3, False), (4, False), (3, True), (4, True)])
+def test_png16_with_every_filter_type_reads_exactly(tmp_path, channels, interlace):
     codes = np.random.default_rng(4).integers(0, 65536, (10, 7, channels)).astype(np.uint16)
     codes[:5] = codes[0]  # some smooth rows as well
-    (tmp_path / "f.png").write_bytes(_png16_reference_encode(codes))
+    (tmp_path / "f.png").write_bytes(_png16_reference_encode(codes, interlace=interlace))
     np.testing.assert_array_equal(_codes(read_image(tmp_path / "f.png"), 16), codes[:, :, :3])
     alpha = read_alpha(tmp_path / "f.png")
     if channels == 4:
@@ -166,11 +192,21 @@ def test_png16_with_every_filter_type_reads_exactly(tmp_path, channels):
         assert alpha is None
 
 
-def test_our_png16_encoder_matches_the_reference_for_all_filters(tmp_path):
-    # A gradient makes the adaptive filter choose more than one filter type.
-    codes = _codes(_smooth(12, 20), 16).astype(np.uint16)
+def test_png16_grey_alpha_falls_back_to_8_bit_precision(tmp_path):
+    # Pillow has no 16-bit LA unpacker with swappable byte order: documented 8-bit fallback.
+    codes = np.random.default_rng(6).integers(0, 65536, (4, 5, 2)).astype(np.uint16)
+    (tmp_path / "la16.png").write_bytes(_png16_reference_encode(codes))
+    back = read_image(tmp_path / "la16.png")
+    np.testing.assert_allclose(back, np.repeat(codes[:, :, :1], 3, 2) / 65535, atol=1 / 255)
+    np.testing.assert_allclose(read_alpha(tmp_path / "la16.png"), codes[:, :, 1] / 65535, atol=1 / 255)
+
+
+def test_our_png16_encoder_matches_the_reference_for_all_filters():
+    # On noise the adaptive choice uses all five filter types; the independent decoder must agree.
+    codes = np.random.default_rng(7).integers(0, 65536, (40, 30, 3)).astype(np.uint16)
     data = images._encode_png16(codes)
-    assert len(set(np.frombuffer(zlib.decompress(data[data.index(b"IDAT") + 4 :]), np.uint8)[::121])) > 1
+    filtered = np.frombuffer(zlib.decompress(data[data.index(b"IDAT") + 4 :]), np.uint8)
+    assert set(filtered[:: 1 + 30 * 6]) == {0, 1, 2, 3, 4}
     np.testing.assert_array_equal(_png16_reference_decode(data), codes)
 
 
@@ -281,8 +317,12 @@ def test_truncated_file_is_an_error_not_grey(tmp_path, suffix, monkeypatch):
 
 def test_unreadable_file(tmp_path, monkeypatch):
     write_image(tmp_path / "secret.png", _random())
-    if IS_ROOT:  # root reads anything: simulate the OS refusing
-        monkeypatch.setattr(Image, "open", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    if not _permissions_enforced(tmp_path):  # root reads anything: simulate the OS refusing
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(Image, "open", refuse)
     else:
         (tmp_path / "secret.png").chmod(0)
     assert "permission denied" in _raises(tmp_path / "secret.png")
@@ -333,7 +373,7 @@ def test_unwritable_directory(tmp_path, monkeypatch):
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        if IS_ROOT:  # chmod does not stop root: a regular file as parent fails for everyone
+        if not _permissions_enforced(tmp_path):  # root: a regular file as parent fails for everyone
             (tmp_path / "plain").write_text("")
             assert "not a directory" in _raises(tmp_path / "plain" / "x.png", fn=check_writable)
 

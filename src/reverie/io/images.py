@@ -9,7 +9,8 @@ What Pillow 13 does with 16-bit RGB (checked, and pinned by the tests):
   sample). We keep 16 bits by decoding twice with Pillow's own C decoders, once as stored (high bytes) and
   once with the byte order of the raw mode swapped (low bytes), and joining the two. This covers every
   filter and interlace mode of PNG and every compression libtiff reads. 16-bit greyscale ("I;16") is read
-  exactly by Pillow; 16-bit grey+alpha PNG falls back to Pillow's 8-bit reading.
+  exactly by Pillow; 16-bit grey+alpha PNG falls back to Pillow's 8-bit reading. (Tested: PNG with all
+  five filters, Adam7, RGB and RGBA; TIFF uncompressed and Deflate.)
 - writing: Pillow has no 16-bit RGB mode, so 16-bit RGB PNG and TIFF are written by the small encoders
   below (PNG: zlib + adaptive row filters; TIFF: uncompressed baseline, little-endian).
 """
@@ -156,7 +157,7 @@ def _unreadable_message(name: str, path: Path) -> str:
         return f"{name} is a video or HEIF container, not a still image: export frames as PNG, TIFF or JPEG"
     if head.startswith(b"version https://git-lfs"):
         return f"{name} is a Git LFS pointer, not the image: run `git lfs pull` to fetch it"
-    if _looks_like_text(head):
+    if head and _looks_like_text(head):
         return f"{name} is not an image Pillow can read (it looks like text): check the path"
     return f"{name} is not an image Pillow can read (unknown format): use PNG, TIFF or JPEG"
 
@@ -238,7 +239,7 @@ _SPLITTABLE_RAWMODE = re.compile(r"^(RGB|RGBA|RGBX);16[BLN]$")
 _SWAPPED_ORDER = {"B": "L", "L": "B", "N": "B" if sys.byteorder == "little" else "L"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rawmode_supported(mode: str, rawmode: str) -> bool:
     try:
         Image.new(mode, (1, 1)).frombytes(bytes(8), "raw", rawmode)
@@ -390,9 +391,9 @@ def _check_target(name: str, target: Path) -> None:
     except OSError as err:
         raise _write_error(name, target, err) from None
     if not parent_is_dir:
-        raise _fail(f"cannot write {name}: {os.fspath(target.parent)} is not a directory; choose another -o path")
+        raise _write_error(name, target, NotADirectoryError())
     if target_is_dir:
-        raise _fail(f"cannot write {name}: it is a directory; give a file name inside it")
+        raise _write_error(name, target, IsADirectoryError())
 
 
 _temp_counter = itertools.count()
@@ -411,7 +412,9 @@ def _write_error(name: str, target: Path, err: OSError) -> ReverieError:
         where = _parent_label(target)
         return _fail(f"cannot write {name}: permission denied in {where}; choose another -o path")
     if isinstance(err, NotADirectoryError):
-        return _fail(f"cannot write {name}: {os.fspath(target.parent)} is not a directory; choose another -o path")
+        return _fail(
+            f"cannot write {name}: {os.fspath(target.parent)} is not a directory; choose another path"
+        )
     if isinstance(err, FileNotFoundError):
         return _fail(
             f"cannot write {name}: directory {_parent_label(target)} does not exist; "
@@ -420,6 +423,14 @@ def _write_error(name: str, target: Path, err: OSError) -> ReverieError:
     if isinstance(err, IsADirectoryError):
         return _fail(f"cannot write {name}: it is a directory; give a file name inside it")
     return _fail(f"cannot write {name}: {err.strerror or err}; free space or choose another -o path")
+
+
+def _is_file_system_error(err: BaseException, tmp: Path) -> bool:
+    """An OSError about our temp file (or about no file: a failed write such as a full disk); an error
+    about some other file that the caller touched inside the block stays as it is."""
+    if not isinstance(err, OSError) or err.errno is None:
+        return False
+    return err.filename is None or os.fspath(err.filename) == os.fspath(tmp)
 
 
 def _sync(path: Path) -> None:
@@ -451,7 +462,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if isinstance(err, OSError) and err.errno is not None:
+        if _is_file_system_error(err, tmp):
             raise _write_error(name, target, err) from None
         raise
     # Make the rename itself durable; not possible everywhere (e.g. Windows), and not worth failing for.
@@ -517,6 +528,8 @@ def write_image(
     if fmt == "JPEG" and not 1 <= quality <= 100:
         raise _fail(f"cannot write {name}: JPEG quality must be 1..100, not {quality}")
     pixels = _quantise(image, depth)
+    if fmt == "TIFF" and pixels.nbytes > 2**32 - 2**20:  # classic TIFF offsets are 32-bit
+        raise _fail(f"cannot write {name}: too large for a TIFF (over 4 GiB of pixels); use a .png output")
     with atomic_path(path) as tmp:
         if depth == 16:
             tmp.write_bytes(_encode_png16(pixels) if fmt == "PNG" else _encode_tiff16(pixels))
@@ -530,6 +543,10 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+# |byte as a signed int8|, for the filter-choice cost (a table lookup is cheaper than converting to int).
+_ABS_SIGNED = np.abs(np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int16)).astype(np.uint8)
+
+
 def _png_filter(rows: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
     """Filter rows (n, stride) uint8 given the row above them; per row, the PNG filter with the smallest
     sum of |signed bytes| (libpng's heuristic). Returns (n, 1 + stride) with the filter-type bytes."""
@@ -539,13 +556,11 @@ def _png_filter(rows: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
     upleft = np.zeros_like(rows)
     upleft[:, bpp:] = up[:, :-bpp]
     a, b, c = (x.astype(np.int16) for x in (left, up, upleft))
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c)).astype(np.uint8)
+    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)  # |p-a|, |p-b|, |p-c|, p = a+b-c
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
     average = ((a + b) >> 1).astype(np.uint8)
     candidates = np.stack([rows, rows - left, rows - up, rows - average, rows - paeth])
-    cost = np.abs(candidates.view(np.int8).astype(np.int32)).sum(axis=2)
-    choice = cost.argmin(axis=0)
+    choice = _ABS_SIGNED[candidates].sum(axis=2, dtype=np.int64).argmin(axis=0)
     chosen = candidates[choice, np.arange(len(rows))]
     return np.hstack([choice.astype(np.uint8)[:, None], chosen])
 
@@ -566,55 +581,52 @@ def _encode_png16(rgb16: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + header + (idat or _png_chunk(b"IDAT", b"")) + _png_chunk(b"IEND", b"")
 
 
+_TIFF_TYPES = {3: "H", 4: "I", 5: "I"}  # SHORT, LONG, RATIONAL (stored as two LONGs)
+
+
+def _tiff_ifd(tags: list[tuple[int, int, list[int]]], at: int) -> bytes:
+    """An IFD written at offset `at`, then the values that do not fit in their 4-byte entries."""
+    entries, extra = bytearray(struct.pack("<H", len(tags))), bytearray()
+    extra_at = at + 2 + 12 * len(tags) + 4
+    for tag, kind, values in tags:
+        packed = struct.pack(f"<{len(values)}{_TIFF_TYPES[kind]}", *values)
+        count = len(values) // 2 if kind == 5 else len(values)
+        if len(packed) <= 4:
+            entries += struct.pack("<HHI", tag, kind, count) + packed.ljust(4, b"\0")
+        else:  # every packed value here has an even length, so offsets stay word-aligned
+            entries += struct.pack("<HHII", tag, kind, count, extra_at + len(extra))
+            extra += packed
+    return bytes(entries + bytes(4) + extra)  # bytes(4): no next IFD
+
+
 def _encode_tiff16(rgb16: np.ndarray, *, deflate: bool = False) -> bytes:
-    """A little-endian baseline TIFF, RGB 16,16,16, chunky, in strips of ~64 KiB (uncompressed by default;
-    `deflate` = Adobe Deflate, compression 8, used by the tests to exercise the libtiff read path)."""
+    """A little-endian baseline TIFF, RGB 16,16,16, chunky, in strips of ~64 KiB; uncompressed unless
+    `deflate` (Adobe Deflate, used by the tests to exercise Pillow's libtiff read path)."""
     h, w, _ = rgb16.shape
     rows_per_strip = max(1, (64 << 10) // (w * 6))
     raw = rgb16.astype("<u2")
     strips = [raw[y : y + rows_per_strip].tobytes() for y in range(0, h, rows_per_strip)]
     if deflate:
-        strips = [zlib.compress(s) for s in strips]
-    if 8 + sum(len(s) for s in strips) + 4096 + 16 * len(strips) >= 2**32:
-        raise _fail("the image is too large for a classic TIFF (4 GiB): write a .png instead")
-    n = len(strips)
-    tags = [  # (tag, type: 3 SHORT / 4 LONG / 5 RATIONAL, values); offsets are filled in below
-        (256, 4, [w]),
-        (257, 4, [h]),
-        (258, 3, [16, 16, 16]),
-        (259, 3, [8 if deflate else 1]),
-        (262, 3, [2]),
-        (273, 4, [0] * n),
-        (277, 3, [3]),
-        (278, 4, [rows_per_strip]),
-        (279, 4, [len(s) for s in strips]),
-        (282, 5, [72, 1]),
-        (283, 5, [72, 1]),
-        (284, 3, [1]),
-        (296, 3, [2]),
+        strips = [zlib.compress(strip) for strip in strips]
+    sizes = [len(strip) for strip in strips]
+    tags = [  # (tag, type, values), sorted by tag as TIFF requires
+        (256, 4, [w]),  # ImageWidth
+        (257, 4, [h]),  # ImageLength
+        (258, 3, [16, 16, 16]),  # BitsPerSample
+        (259, 3, [8 if deflate else 1]),  # Compression
+        (262, 3, [2]),  # PhotometricInterpretation: RGB
+        (273, 4, [0] * len(strips)),  # StripOffsets, known once the IFD size is known
+        (277, 3, [3]),  # SamplesPerPixel
+        (278, 4, [rows_per_strip]),  # RowsPerStrip
+        (279, 4, sizes),  # StripByteCounts
+        (282, 5, [72, 1]),  # XResolution
+        (283, 5, [72, 1]),  # YResolution
+        (284, 3, [1]),  # PlanarConfiguration: chunky
+        (296, 3, [2]),  # ResolutionUnit: inch
     ]
-    ifd_size = 2 + 12 * len(tags) + 4
-    extra_start = 8 + ifd_size
-    # Values that do not fit the 4-byte entry go after the IFD; the pixel strips go after them.
-    extra_len = sum(len(v) * {3: 2, 4: 4, 5: 4}[t] for _, t, v in tags if len(v) * {3: 2, 4: 4, 5: 4}[t] > 4)
-    offset = extra_start + extra_len + (extra_start + extra_len) % 2
-    strip_offsets = []
-    for s in strips:
-        strip_offsets.append(offset)
-        offset += len(s)
-    tags[5] = (273, 4, strip_offsets)
-    entries, extra = bytearray(), bytearray()
-    for tag, kind, values in tags:
-        packed = struct.pack(f"<{len(values)}{'H' if kind == 3 else 'I'}", *values)
-        count = len(values) // 2 if kind == 5 else len(values)
-        if len(packed) <= 4:
-            entries += struct.pack("<HHI", tag, kind, count) + packed.ljust(4, b"\0")
-        else:
-            entries += struct.pack("<HHII", tag, kind, count, extra_start + len(extra))
-            extra += packed
-    head = b"II*\0" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + bytes(entries) + bytes(4)
-    pad = bytes((extra_start + len(extra)) % 2)
-    return head + bytes(extra) + pad + b"".join(strips)
+    data_at = 8 + len(_tiff_ifd(tags, 8))
+    tags[5] = (273, 4, list(itertools.accumulate(sizes[:-1], initial=data_at)))
+    return b"II*\0" + struct.pack("<I", 8) + _tiff_ifd(tags, 8) + b"".join(strips)
 
 
 # ---------------------------------------------------------------------------------------------- resizing

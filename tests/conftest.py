@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny images made in code, the real VGG16 at tiny sizes (fast on a CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reverie.nets.vgg import VGGFeatures
+from reverie.nets.weights import load_weights
+
+
+def photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    """A smooth, colourful 'plate': gradients and a few soft discs, float RGB 0..1."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.7 - 0.4 * x * y], axis=-1)
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.1, 0.25)
+        disc = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / r**2)[..., None]
+        img = img * (1 - disc) + disc * rng.uniform(0, 1, 3)
+    return img.clip(0, 1).astype(np.float32)
+
+
+def stripes(h: int = 64, w: int = 64, vertical: bool = False, period: int = 6) -> np.ndarray:
+    """A high-contrast striped 'painting' (horizontal stripes, or vertical)."""
+    coord = np.arange(w if vertical else h)
+    band = ((coord // (period // 2)) % 2).astype(np.float32)
+    img = np.broadcast_to(band[None, :] if vertical else band[:, None], (h, w))
+    colours = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.8]], dtype=np.float32)
+    return (img[..., None] * colours[0] + (1 - img[..., None]) * colours[1]).astype(np.float32)
+
+
+def save_png(path: Path, image: np.ndarray) -> Path:
+    Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg16() -> VGGFeatures:
+    return VGGFeatures(load_weights("vgg16")).to(memory_format=torch.channels_last)
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> dict[str, Path]:
+    """Content and style files on disk, for the CLI."""
+    return {
+        "content": save_png(tmp_path / "plate.png", photo()),
+        "style": save_png(tmp_path / "painting.png", stripes(80, 80)),
+    }

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from conftest import photo
+from reverie.core.transfer import IterationEvent, Objective, transfer
+from reverie.look import Look
+from reverie.samples import sample_painting
+
+
+def _t(image) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].contiguous() * 255
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return _t(photo(48, 64)), _t(sample_painting(64))
+
+
+def _raw_losses(vgg16, content, style, image, look):
+    """Unweighted content and style terms of an image, with one fixed definition for every run."""
+    objective = Objective(vgg16, content, [style], look.replace(u=0))
+    c, s, _ = objective(image).tolist()
+    return c, s
+
+
+def test_larger_u_gives_more_style_and_less_content(vgg16, pair):
+    content, style = pair
+    results = {u: transfer(content, [style], Look(u=u, iterations=25), vgg16).image for u in (1, 4)}
+    c1, s1 = _raw_losses(vgg16, content, style, results[1], Look())
+    c4, s4 = _raw_losses(vgg16, content, style, results[4], Look())
+    assert s4 < 0.5 * s1
+    assert c4 > 2 * c1
+
+
+def test_iterations_events_bounds_and_stop(vgg16, pair):
+    content, style = pair
+    events: list[IterationEvent] = []
+    result = transfer(
+        content,
+        [style],
+        Look(iterations=10),
+        vgg16,
+        callback=events.append,
+        should_stop=lambda: len(events) >= 4,
+    )
+    assert [e.iteration for e in events] == [1, 2, 3, 4]
+    assert result.stopped and result.iterations == 4
+    assert 0 <= result.image.min() and result.image.max() <= 255
+    assert events[-1].losses.total < events[0].losses.total
+
+
+def test_same_seed_same_pixels(vgg16, pair):
+    content, style = pair
+    look = Look(init="noise", iterations=3, seed=7)
+    a = transfer(content, [style], look, vgg16).image
+    b = transfer(content, [style], look, vgg16).image
+    c = transfer(content, [style], look.replace(seed=8), vgg16).image
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimizers_lower_the_loss(vgg16, pair, optimizer):
+    content, style = pair
+    events: list[IterationEvent] = []
+    result = transfer(content, [style], Look(optimizer=optimizer, iterations=8), vgg16, callback=events.append)
+    assert result.losses.total < 0.7 * events[0].losses.total
+
+
+def test_mixed_init_starts_between_content_and_style(vgg16, pair):
+    content, style = pair
+    seen: list[torch.Tensor] = []
+    look = Look(init="mixed", iterations=1, optimizer="adam", adam_lr=1e-6)
+    transfer(content, [style], look, vgg16, callback=lambda e: seen.append(e.image.clone()))
+    assert 0 < (seen[0] - content).abs().mean() < 0.1 * (style - content).abs().mean()
