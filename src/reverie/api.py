@@ -62,7 +62,11 @@ class StylizeResult:
             "working_size": list(self.working_size),
             "output_size": list(self.output_size),
             "weights": self.weights,
-            "versions": {"reverie": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "versions": {
+                "reverie": __version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
         }
 
 
@@ -166,7 +170,9 @@ def _style_list(style: ImageInput | Sequence[ImageInput] | None, look: Look) -> 
     if not styles:
         raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
     if look.style_weights and len(look.style_weights) != len(styles):
-        raise ReverieError(f"{len(look.style_weights)} style weights for {len(styles)} styles: give one per style")
+        raise ReverieError(
+            f"{len(look.style_weights)} style weights for {len(styles)} styles: give one per style"
+        )
     return styles
 
 
@@ -211,8 +217,9 @@ def _check_memory(look: Look, runtime: Runtime, device: torch.device, width: int
     if need > budget:
         fits = largest_fitting_side(look.network, width / height, layers, budget, look.lbfgs_history)
         raise ReverieError(
-            f"a {width}x{height} working size needs about {need / 2**30:.1f} GiB but {budget / 2**30:.1f} GiB "
-            f"is available on {device}: use --size {fits} or less (and --output-size to upsample)"
+            f"a {width}x{height} working size needs about {need / 2**30:.1f} GiB but "
+            f"{budget / 2**30:.1f} GiB is available on {device}: use --size {fits} or less "
+            "(and --output-size to upsample)"
         )
 
 

@@ -11,7 +11,7 @@ import click
 import typer
 
 from reverie.errors import ReverieError
-from reverie.look import Look, U_RANGE, U_USEFUL, parse_crop
+from reverie.look import U_RANGE, U_USEFUL, Look, parse_crop
 from reverie.runtime import Runtime
 
 app = typer.Typer(
@@ -71,7 +71,9 @@ def stylize(
     style_crop: Annotated[
         str | None, Opt(help="Texture transfer: X,Y,W,H of the style image (px, or 0-1 fractions).")
     ] = None,
-    style_scale: Annotated[float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")] = None,
+    style_scale: Annotated[
+        float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")
+    ] = None,
     style_weights: Annotated[str | None, Opt(help="Blend weights, one per --style, e.g. 0.7,0.3.")] = None,
     color: Annotated[
         str | None, Opt(help=f"style (painting's), content (plate's) or match (recoloured). {_d('color')}")
@@ -82,9 +84,13 @@ def stylize(
     save_look: Annotated[Path | None, Opt(help="Also write the look used to this TOML file.")] = None,
     save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
     bit_depth: Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: 8]")] = None,
-    weights: Annotated[Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")] = None,
+    weights: Annotated[
+        Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")
+    ] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")] = "fp32",
+    precision: Annotated[
+        str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")
+    ] = "fp32",
     quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""
@@ -126,7 +132,8 @@ def stylize(
 def demo(
     output: Annotated[Path, Opt("-o", "--output", help="Image to write.")] = Path("reverie-demo.png"),
     iterations: Annotated[int, Opt(help="Optimiser iterations (the film used 512).")] = 200,
-    u: Annotated[float, Opt("--u", click_type=_U, help="Degree of unrealism.")] = 4.0,
+    size: Annotated[int, Opt(help=f"Working long side in px. {_d('size')}")] = _DEFAULTS["size"],
+    u: Annotated[float, Opt("--u", click_type=_U, help=f"Degree of unrealism. {_d('u')}")] = _DEFAULTS["u"],
     photo: Annotated[str, Opt(help="Sample photo: chelsea, astronaut, coffee or rocket.")] = "chelsea",
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
@@ -138,7 +145,7 @@ def demo(
     plate = sample_content(photo)
     painting_path = output.with_name(output.stem + "-painting.png")
     write_image(painting_path, sample_painting(512))
-    chosen = Look(u=u, iterations=iterations, styles=(str(painting_path),))
+    chosen = Look(u=u, iterations=iterations, size=size, styles=(str(painting_path),))
     render_still(plate, output, chosen, Runtime(), quiet=quiet)
 
 
@@ -146,7 +153,9 @@ def _parse_weights(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise ReverieError(f"--style-weights {text!r} must be numbers separated by commas, e.g. 0.7,0.3") from None
+        raise ReverieError(
+            f"--style-weights {text!r} must be numbers separated by commas, e.g. 0.7,0.3"
+        ) from None
 
 
 def _one_line(message: str) -> str:
@@ -173,4 +182,3 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, code: int = 2) -> None:
     print(f"reverie: error: {message}", file=sys.stderr)
     sys.exit(code)
-

@@ -107,7 +107,9 @@ class Look:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ReverieError(f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ReverieError(
+                f"{source}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         try:
             return cls(**_coerce(data))
         except (TypeError, ValueError) as err:
@@ -133,8 +135,10 @@ class Look:
             raise ReverieError(f"look file {path} does not exist") from None
         except IsADirectoryError:
             raise ReverieError(f"look file {path} is a directory; give a .toml file") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise ReverieError(f"cannot read look file {path}: {err}") from None
+        except UnicodeDecodeError:
+            raise ReverieError(f"look file {path} is not a TOML text file (saved with --save-look)") from None
+        except OSError as err:
+            raise ReverieError(f"cannot read look file {path}: {err.strerror}") from None
         return cls.from_toml(text, source=str(path))
 
     def hash(self) -> str:
@@ -203,10 +207,10 @@ def _validate_styles(look: Look) -> None:
     if not all(isinstance(s, str) and s for s in look.styles):
         raise ReverieError("styles must be image paths")
     if look.style_weights:
-        if len(look.style_weights) != len(look.styles):
-            raise ReverieError(
-                f"{len(look.style_weights)} style weights for {len(look.styles)} styles: give one weight per style"
-            )
+        # A look used from Python may carry weights for style arrays it does not name.
+        if look.styles and len(look.style_weights) != len(look.styles):
+            n, m = len(look.style_weights), len(look.styles)
+            raise ReverieError(f"{n} style weights for {m} styles: give one weight per style")
         for w in look.style_weights:
             _check_number(w, "style weight")
         if min(look.style_weights) < 0 or sum(look.style_weights) <= 0:
@@ -245,7 +249,9 @@ def parse_crop(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise ReverieError(f"--style-crop {text!r} must be four numbers X,Y,W,H, e.g. 120,40,300,300 or 0.1,0.1,0.4,0.4")
+        raise ReverieError(
+            f"--style-crop {text!r} must be four numbers X,Y,W,H, e.g. 120,40,300,300 or 0.1,0.1,0.4,0.4"
+        )
     _validate_crop(values)
     return values  # type: ignore[return-value]
 

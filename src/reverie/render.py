@@ -63,7 +63,11 @@ def render_still(
 
 
 def _check_options(
-    output: Path, save_look: Path | None, save_every: int | None, bit_depth: int | None, output_size: int | None
+    output: Path,
+    save_look: Path | None,
+    save_every: int | None,
+    bit_depth: int | None,
+    output_size: int | None,
 ) -> None:
     """Refuse what would fail at the end before spending minutes on the render."""
     if bit_depth not in (None, 8, 16):
@@ -134,7 +138,9 @@ class _progress:
         self.first = self.first or now
         rate = f"{(now - self.first) / (event.iteration - 1):.2f} s/it" if event.iteration > 1 else ""
         losses = f"content {event.losses.content:.3g} style {event.losses.style:.3g}"
-        self.progress.update(self.task, completed=event.iteration, total=event.total, losses=losses, rate=rate)
+        self.progress.update(
+            self.task, completed=event.iteration, total=event.total, losses=losses, rate=rate
+        )
 
     def __enter__(self) -> tuple[Progress, Callable[[IterationEvent], None]]:
         self.progress.start()

@@ -42,7 +42,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ReverieError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto")
+        raise ReverieError(
+            "--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto"
+        )
     return torch.device(name)
 
 

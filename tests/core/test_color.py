@@ -31,4 +31,6 @@ def test_keep_chroma_keeps_the_plates_colour_and_the_results_luminance():
     yiq_out, yiq_plate = rgb_to_yiq(out), rgb_to_yiq(plate)
     torch.testing.assert_close(yiq_out[:, 1:][in_gamut], yiq_plate[:, 1:][in_gamut], atol=0.5, rtol=0)
     y_in_gamut = in_gamut[:, :1]
-    torch.testing.assert_close(yiq_out[:, :1][y_in_gamut], rgb_to_yiq(result)[:, :1][y_in_gamut], atol=0.5, rtol=0)
+    torch.testing.assert_close(
+        yiq_out[:, :1][y_in_gamut], rgb_to_yiq(result)[:, :1][y_in_gamut], atol=0.5, rtol=0
+    )

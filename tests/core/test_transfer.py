@@ -63,7 +63,9 @@ def test_same_seed_same_pixels(vgg16, pair):
 def test_optimizers_lower_the_loss(vgg16, pair, optimizer):
     content, style = pair
     events: list[IterationEvent] = []
-    result = transfer(content, [style], Look(optimizer=optimizer, iterations=8), vgg16, callback=events.append)
+    result = transfer(
+        content, [style], Look(optimizer=optimizer, iterations=8), vgg16, callback=events.append
+    )
     assert result.losses.total < 0.7 * events[0].losses.total
 
 

@@ -48,7 +48,9 @@ def estimate_bytes(
     return int(_ACTIVATION_FACTOR * acts * activation_bytes + optimiser + 2 * _WEIGHT_BYTES[network])
 
 
-def largest_fitting_side(network: str, aspect: float, layers: Iterable[str], budget: int, history: int) -> int:
+def largest_fitting_side(
+    network: str, aspect: float, layers: Iterable[str], budget: int, history: int
+) -> int:
     """The largest working long side (a multiple of 64) that fits in `budget` bytes; aspect = w / h."""
     layers = list(layers)
     side = 64

@@ -86,4 +86,3 @@ class VGGFeatures(nn.Module):
         if self.pooling == "avg":
             return F.avg_pool2d(x, 2, ceil_mode=True)
         return F.max_pool2d(x, 2, ceil_mode=True)
-
