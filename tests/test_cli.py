@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from conftest import photo
+from conftest import photo, save_png
 from reverie import api
 from reverie.cli import main
 from reverie.look import Look
@@ -51,8 +52,6 @@ def _bad_inputs(tmp: Path, images: dict[str, Path]) -> dict[str, tuple[list[str]
     (tmp / "empty.png").write_bytes(b"")
     (tmp / "notes.png").write_text("these are notes, not pixels\n" * 20)
     jpeg = tmp / "cut.jpg"
-    from PIL import Image
-
     Image.fromarray((photo(64, 64) * 255).astype("uint8")).save(jpeg, quality=95)
     jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
     c, s, out = str(images["content"]), str(images["style"]), str(tmp / "o.png")
@@ -109,3 +108,14 @@ def test_demo_paints_a_sample(capsys, tmp_path):
     code, err = run(capsys, "demo", "-o", out, "--iterations", "2", "--size", "48", "--quiet")
     assert code == 0, err
     assert out.exists() and (tmp_path / "demo-painting.png").exists()
+
+
+def test_sixteen_bit_tiff_and_init_from_an_image(capsys, images, tmp_path):
+    start = save_png(tmp_path / "start.png", photo(24, 32, seed=5))  # the content's 4:3 shape
+    out = tmp_path / "out.tif"
+    args = ("stylize", images["content"], "--style", images["style"], "-o", out, "--bit-depth", "16")
+    code, err = run(capsys, *args, "--init", start, *TINY)
+    assert code == 0, err
+    assert Image.open(out).tag_v2[258] == (16, 16, 16)
+    code, err = run(capsys, *args, "--init", images["style"], *TINY)  # square: wrong shape
+    assert code == 2 and "aspect ratio" in err

@@ -8,10 +8,11 @@ from reverie.nets.weights import BLOCK_CHANNELS, VGG_BLOCKS, conv_names
 
 _WEIGHT_BYTES = {"vgg16": 59_000_000, "vgg19": 81_000_000}  # conv weights only, float32
 
-# Autograd keeps about one activation per conv layer (the ReLU output, shared with the next conv's
-# input) plus pooling indices; backward adds two live gradients of the largest layer. The factor was
-# fitted to measured peak RSS of 512- and 1024-px runs (see tests/core/test_memory.py for the bound).
-_ACTIVATION_FACTOR = 1.6
+# Autograd keeps the conv outputs and ReLU results (and pooling indices); backward adds gradients of the
+# largest layers. The factor is fitted to the peak RSS of CPU renders on top of the process's own size:
+# VGG16 512x384 +0.81 GiB, 1024x768 +2.93 GiB; VGG19 1024x768 +3.31 GiB (PyTorch 2.13, fp32).
+_ACTIVATION_FACTOR = 3.3
+_RUNTIME_BYTES = 500 * 2**20  # Python, PyTorch and SciPy themselves
 
 
 def activation_elements(network: str, height: int, width: int, deepest: str) -> int:
@@ -42,10 +43,10 @@ def estimate_bytes(
 ) -> int:
     """Estimated peak bytes of optimising a height x width image (network, targets, optimiser state)."""
     acts = activation_elements(network, height, width, deepest_layer(network, layers))
-    image = 3 * height * width * 4
-    # L-BFGS keeps 2 vectors per history step; x, its gradient, direction and the previous gradient.
-    optimiser = (2 * history + 6) * image
-    return int(_ACTIVATION_FACTOR * acts * activation_bytes + optimiser + 2 * _WEIGHT_BYTES[network])
+    # SciPy's L-BFGS-B works in float64: 2 vectors per history step plus about 10 of workspace.
+    optimiser = (2 * history + 10) * 3 * height * width * 8
+    activations = _ACTIVATION_FACTOR * acts * activation_bytes
+    return int(activations + optimiser + _WEIGHT_BYTES[network] + _RUNTIME_BYTES)
 
 
 def largest_fitting_side(
