@@ -119,3 +119,13 @@ def test_sixteen_bit_tiff_and_init_from_an_image(capsys, images, tmp_path):
     assert Image.open(out).tag_v2[258] == (16, 16, 16)
     code, err = run(capsys, *args, "--init", images["style"], *TINY)  # square: wrong shape
     assert code == 2 and "aspect ratio" in err
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_user_error(capsys, images, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    args = (images["content"], "--style", images["style"], "-o", tmp_path / "o.png", "--device", "cuda")
+    code, err = run(capsys, "stylize", *args)
+    assert code == 2 and "--device cpu" in err

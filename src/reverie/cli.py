@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="reverie", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as err:
+        print(err.ctx.get_help() if err.ctx else "")
+        sys.exit(0)
     except click.UsageError as err:
         hint = f" (see: reverie {err.ctx.info_name} --help)" if err.ctx and err.ctx.parent else ""
         _fail(f"{_one_line(err.format_message())}{hint}")

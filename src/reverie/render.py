@@ -44,7 +44,7 @@ def render_still(
     console = Console(stderr=True, quiet=quiet)
     console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
-    with _progress(console) as (progress, report):
+    with _progress(console) as report:
         result = stylize(
             plate,
             styles,
@@ -53,7 +53,6 @@ def render_still(
             output_size=output_size,
             callback=lambda e: (report(e), snapshot(e)),
         )
-        progress.stop()
     write_image(output, result.image, bit_depth=bit_depth)
     atomic_write_bytes(sidecar_path(output), json.dumps(result.metadata(), indent=2).encode())
     if save_look is not None:
@@ -116,7 +115,7 @@ def _snapshot_writer(
 
 
 class _progress:
-    """A Rich progress bar fed by iteration events; yields (progress, report)."""
+    """A Rich progress bar fed by iteration events; the context gives the function to feed it."""
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -142,9 +141,9 @@ class _progress:
             self.task, completed=event.iteration, total=event.total, losses=losses, rate=rate
         )
 
-    def __enter__(self) -> tuple[Progress, Callable[[IterationEvent], None]]:
+    def __enter__(self) -> Callable[[IterationEvent], None]:
         self.progress.start()
-        return self.progress, self.report
+        return self.report
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
