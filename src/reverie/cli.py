@@ -11,8 +11,16 @@ import click
 import typer
 
 from reverie.errors import ReverieError
-from reverie.look import U_RANGE, U_USEFUL, Look, parse_crop
+from reverie.look import COLOR_MODES, NETWORKS, U_RANGE, U_USEFUL, Look, parse_crop
 from reverie.runtime import Runtime
+from reverie.sweep import (
+    MAX_TILES,
+    axes_from_options,
+    parse_choice_values,
+    parse_int_values,
+    parse_u_values,
+    plan_sweep,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -126,6 +134,53 @@ def stylize(
         bit_depth=bit_depth,
         quiet=quiet,
     )
+
+
+@app.command()
+def sweep(
+    content: Annotated[Path, typer.Argument(help="The plate to paint.")],
+    output: Annotated[Path, Opt("-o", "--output", help="The contact sheet to write (.png, .jpg, .tif).")],
+    style: Annotated[
+        list[str] | None, Opt("--style", help="The painting; repeat to sweep paintings.")
+    ] = None,
+    u: Annotated[str | None, Opt("--u", help="u values: 2,3,4 or a range 2:6 (whole steps).")] = None,
+    iterations: Annotated[str | None, Opt(help="Iteration counts, e.g. 64,128,256,512.")] = None,
+    style_crop: Annotated[list[str] | None, Opt(help="X,Y,W,H; repeat to sweep crops.")] = None,
+    color: Annotated[str | None, Opt(help="Colour modes to compare, e.g. style,content,match.")] = None,
+    network: Annotated[str | None, Opt(help="Networks to compare: vgg16,vgg19.")] = None,
+    size: Annotated[int | None, Opt(help=f"Working long side of every tile. {_d('size')}")] = None,
+    seed: Annotated[int | None, Opt(help=f"Random seed. {_d('seed')}")] = None,
+    look: Annotated[Path | None, Opt("--look", help="The look the sweep varies (TOML).")] = None,
+    yes: Annotated[bool, Opt("--yes", help=f"Allow more than {MAX_TILES} tiles.")] = False,
+    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Render a grid of looks over a few axes into a labelled contact sheet, plus each tile and its look."""
+    from reverie.render import render_sweep
+
+    base = Look.load(look) if look else Look()
+    fixed = {"size": size, "seed": seed}
+    styles = [str(Path(s)) for s in style or []]
+    crops = [parse_crop(c) for c in style_crop or []]
+    if len(styles) == 1:
+        fixed["styles"] = tuple(styles)
+    if len(crops) == 1:
+        fixed["style_crop"] = crops[0]
+    base = base.replace(**{k: v for k, v in fixed.items() if v is not None})
+    if not base.styles and not styles:
+        raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
+    axes = axes_from_options(
+        {
+            "styles": [(s,) for s in styles] if len(styles) > 1 else None,
+            "style_crop": crops if len(crops) > 1 else None,
+            "u": parse_u_values(u) if u is not None else None,
+            "iterations": parse_int_values(iterations, "--iterations") if iterations is not None else None,
+            "color": parse_choice_values(color, "--color", COLOR_MODES) if color is not None else None,
+            "network": parse_choice_values(network, "--network", NETWORKS) if network is not None else None,
+        }
+    )
+    plan = plan_sweep(base, axes, allow_many=yes)
+    render_sweep(content, output, plan, Runtime(device=device), quiet=quiet)
 
 
 @app.command()

@@ -16,8 +16,10 @@ from reverie.api import StylizeResult, finish, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes, check_writable, read_image, write_image
+from reverie.io.sheet import contact_sheet
 from reverie.look import Look
 from reverie.runtime import Runtime
+from reverie.sweep import Plan, axis_title, render_tiles, total_iterations
 
 
 def sidecar_path(output: Path) -> Path:
@@ -44,7 +46,7 @@ def render_still(
     console = Console(stderr=True, quiet=quiet)
     console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
-    with _progress(console) as report:
+    with _progress(console, look.iterations) as report:
         result = stylize(
             plate,
             styles,
@@ -117,7 +119,7 @@ def _snapshot_writer(
 class _progress:
     """A Rich progress bar fed by iteration events; the context gives the function to feed it."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, total: int) -> None:
         self.progress = Progress(
             TextColumn("painting"),
             BarColumn(),
@@ -128,18 +130,18 @@ class _progress:
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("painting", total=None, losses="", rate="")
+        self.task = self.progress.add_task("painting", total=total, losses="", rate="")
         self.first: float | None = None
+        self.done = 0
 
     def report(self, event: IterationEvent) -> None:
         # Timed from the first iteration on, so loading weights and targets does not skew the rate.
         now = time.perf_counter()
         self.first = self.first or now
-        rate = f"{(now - self.first) / (event.iteration - 1):.2f} s/it" if event.iteration > 1 else ""
+        self.done += 1
+        rate = f"{(now - self.first) / (self.done - 1):.2f} s/it" if self.done > 1 else ""
         losses = f"content {event.losses.content:.3g} style {event.losses.style:.3g}"
-        self.progress.update(
-            self.task, completed=event.iteration, total=event.total, losses=losses, rate=rate
-        )
+        self.progress.update(self.task, completed=self.done, losses=losses, rate=rate)
 
     def __enter__(self) -> Callable[[IterationEvent], None]:
         self.progress.start()
@@ -147,3 +149,30 @@ class _progress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+
+def render_sweep(content: Path, output: Path, plan: Plan, runtime: Runtime, *, quiet: bool = False) -> Path:
+    """Render a sweep: OUTPUT (the contact sheet) and, per tile, an image and its look in OUTPUT-tiles/.
+
+    Returns the tiles folder. Any tile can be rendered at full size with `reverie stylize --look`.
+    """
+    check_writable(output)
+    plate = read_image(content)
+    for path in {p for tile in plan.tiles for p in tile.look.styles}:
+        read_image(path)  # a bad painting fails now, not after an hour of other tiles
+    tiles_dir = output.with_name(f"{output.stem}-tiles")
+    tiles_dir.mkdir(exist_ok=True)
+    console = Console(stderr=True, quiet=quiet)
+    console.print(f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total_iterations(plan)} iterations")
+    with _progress(console, total_iterations(plan)) as report:
+        images = render_tiles(plate, plan, runtime, on_iteration=report)
+    for tile in plan.tiles:
+        write_image(tiles_dir / f"{tile.name}.png", images[tile.name])
+        atomic_write_bytes(tiles_dir / f"{tile.name}.toml", tile.look.to_toml().encode())
+    grid = [[images[t.name] for t in row] for row in plan.rows()]
+    captions = [[t.caption for t in row] for row in plan.rows()]
+    title = f"Reverie sweep · {Path(content).name}"
+    sheet = contact_sheet(grid, plan.row_labels, plan.col_labels, captions, title, axis_title(plan))
+    write_image(output, sheet)
+    console.print(f"wrote {output} and {len(plan.tiles)} tiles with their looks in {tiles_dir}/")
+    return tiles_dir
