@@ -129,3 +129,22 @@ def test_asking_for_cuda_without_a_gpu_is_a_user_error(capsys, images, tmp_path)
     args = (images["content"], "--style", images["style"], "-o", tmp_path / "o.png", "--device", "cuda")
     code, err = run(capsys, "stylize", *args)
     assert code == 2 and "--device cpu" in err
+
+
+def test_look_show_diff_validate(capsys, images, tmp_path):
+    a, b, bad = tmp_path / "a.toml", tmp_path / "b.toml", tmp_path / "bad.toml"
+    a.write_text(Look(u=3, styles=(str(images["style"]),)).to_toml())
+    b.write_text(Look(u=5, color="content", styles=(str(images["style"]),)).to_toml())
+    bad.write_text('u = 3\nstyles = ["missing.jpg"]\n')
+    for args, code in ((["show", a], 0), (["diff", a, b], 0), (["validate", a], 0)):
+        with pytest.raises(SystemExit) as done:
+            main(["look", *map(str, args)])
+        assert done.value.code == code
+    out = capsys.readouterr().out
+    assert "u=3 (style:content 1e3)" in out and f"hash {Look.load(a).hash()}" in out
+    assert "color: style -> content" in out and "u: 3.0 -> 5.0" in out
+    code, err = run(capsys, "look", "validate", bad)
+    assert code == 2 and "missing.jpg" in err
+    bad.write_text("u = 99\n")
+    code, err = run(capsys, "look", "validate", bad)
+    assert code == 2 and str(bad) in err and "useful range" in err

@@ -64,3 +64,8 @@ def test_crop_in_pixels_and_fractions():
         crop_box(parse_crop("50,50,60,10"), 100, 100)
     with pytest.raises(ReverieError, match="four numbers"):
         parse_crop("1,2,3")
+
+
+def test_whole_numbers_and_floats_are_the_same_look():
+    assert Look(u=3, style_crop=(0, 0, 10, 10)) == Look(u=3.0, style_crop=(0.0, 0.0, 10.0, 10.0))
+    assert Look(u=3).hash() == Look(u=3.0).hash()

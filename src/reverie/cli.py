@@ -204,6 +204,41 @@ def demo(
     render_still(plate, output, chosen, Runtime(), quiet=quiet)
 
 
+look_app = typer.Typer(help="Inspect saved looks: show, diff, validate.", no_args_is_help=True)
+app.add_typer(look_app, name="look")
+
+
+@look_app.command("show")
+def look_show(file: Annotated[Path, typer.Argument(help="A look (TOML).")]) -> None:
+    """Print a look, its u in the film's terms and its hash."""
+    chosen = Look.load(file)
+    print(f"# {file}: {chosen.describe_u()}, hash {chosen.hash()}")
+    print(chosen.to_toml(), end="")
+
+
+@look_app.command("diff")
+def look_diff(
+    a: Annotated[Path, typer.Argument(help="The first look.")],
+    b: Annotated[Path, typer.Argument(help="The second look.")],
+) -> None:
+    """Print the settings in which two looks differ (nothing, and exit 0, when they are the same)."""
+    first, second = Look.load(a).to_dict(), Look.load(b).to_dict()
+    for key in sorted(set(first) | set(second)):
+        if first.get(key) != second.get(key):
+            print(f"{key}: {first.get(key, '(unset)')} -> {second.get(key, '(unset)')}")
+
+
+@look_app.command("validate")
+def look_validate(file: Annotated[Path, typer.Argument(help="A look (TOML).")]) -> None:
+    """Check a look: its settings, and that its paintings exist and are images. Exit 2 if not."""
+    from reverie.io.images import image_size
+
+    chosen = Look.load(file)
+    for style_path in chosen.styles:
+        image_size(style_path)
+    print(f"{file}: valid ({chosen.describe_u()}, hash {chosen.hash()})")
+
+
 def _parse_weights(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))

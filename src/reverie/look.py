@@ -79,6 +79,7 @@ class Look:
 
     def __post_init__(self) -> None:
         _validate(self)
+        _normalise_numbers(self)
 
     @property
     def ratio(self) -> float:
@@ -112,7 +113,7 @@ class Look:
             )
         try:
             return cls(**_coerce(data))
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, ReverieError) as err:
             raise ReverieError(f"{source}: {err}") from None
 
     def to_toml(self) -> str:
@@ -145,6 +146,20 @@ class Look:
         """A stable content hash: the same choices give the same hash on every machine and version."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_FLOAT_FIELDS = ("u", "style_scale", "tv_weight", "adam_lr")
+_FLOAT_TUPLES = ("style_weights", "style_layer_weights", "style_crop")
+
+
+def _normalise_numbers(look: Look) -> None:
+    """Store 3 as 3.0 so that Look(u=3) and Look(u=3.0) are equal and hash alike."""
+    for name in _FLOAT_FIELDS:
+        object.__setattr__(look, name, float(getattr(look, name)))
+    for name in _FLOAT_TUPLES:
+        value = getattr(look, name)
+        if value is not None:
+            object.__setattr__(look, name, tuple(float(v) for v in value))
 
 
 def _fmt(x: float) -> str:
