@@ -20,7 +20,7 @@ import torch
 from reverie import __version__
 from reverie.core import color
 from reverie.core.memory import estimate_bytes, largest_fitting_side
-from reverie.core.transfer import Callback, Losses, transfer
+from reverie.core.transfer import Callback, Guidance, Losses, transfer
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
@@ -99,6 +99,7 @@ def stylize(
     style_ts = [_to_tensor(prepare_style(s, look), device) for s in styles]
     net_content, net_styles = _apply_color_mode(look.color, content_t, style_ts)
     init = _init_image(look, net_content, device)
+    guidance = spatial_guidance(look, (work_w, work_h), plate.shape[:2], device)
     dtype = autocast_dtype(runtime)
     result = transfer(
         net_content,
@@ -108,6 +109,7 @@ def stylize(
         init=init,
         style_weights=look.style_weights or None,
         autocast_dtype=dtype,
+        guidance=guidance,
         callback=callback,
         should_stop=should_stop,
     )
@@ -158,6 +160,38 @@ def finish(image: torch.Tensor, plate: np.ndarray, mode: str, output_size: int |
         out_t = torch.from_numpy(out).permute(2, 0, 1)[None] * 255
         out = _to_array(color.keep_chroma(out_t, plate_t))
     return out
+
+
+def spatial_guidance(
+    look: Look, size: tuple[int, int], plate_shape: tuple[int, ...], device: torch.device
+) -> Guidance | None:
+    """The look's masks and u-map, read and brought to the working size."""
+    if not look.style_masks and look.u_map is None:
+        return None
+    u_map = _guide(look.u_map, "u-map", size, plate_shape, device, grey=True) if look.u_map else None
+    masks = tuple(_guide(m, "mask", size, plate_shape, device) for m in look.style_masks)
+    return Guidance(masks=masks, u_map=u_map)
+
+
+def _guide(
+    path: str,
+    what: str,
+    size: tuple[int, int],
+    plate_shape: tuple[int, ...],
+    device: torch.device,
+    grey: bool = False,
+) -> torch.Tensor:
+    image = read_image(path)
+    (h, w), (ph, pw) = image.shape[:2], plate_shape[:2]
+    if abs(w / h - pw / ph) > 0.01 * pw / ph:
+        raise ReverieError(
+            f"{what} {path} is {w}x{h} but the plate is {pw}x{ph}: give a {what} of the plate's aspect ratio "
+            "(Reverie does not stretch it)"
+        )
+    if grey and float(np.ptp(image, axis=2).max()) > 2 / 255:
+        raise ReverieError(f"{what} {path} is not greyscale: save it as a grey image (white = the look's u)")
+    values = resize(image, size).mean(axis=2)
+    return torch.from_numpy(values)[None, None].to(device)
 
 
 def _style_list(style: ImageInput | Sequence[ImageInput] | None, look: Look) -> list[ImageInput]:

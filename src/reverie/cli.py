@@ -83,6 +83,12 @@ def stylize(
         float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")
     ] = None,
     style_weights: Annotated[str | None, Opt(help="Blend weights, one per --style, e.g. 0.7,0.3.")] = None,
+    mask: Annotated[
+        list[str] | None, Opt("--mask", help="Per --style, where it goes (white); the plate's shape.")
+    ] = None,
+    u_map: Annotated[
+        str | None, Opt(help="Grey map of local unrealism: white = u, black = the plate.")
+    ] = None,
     color: Annotated[
         str | None, Opt(help=f"style (painting's), content (plate's) or match (recoloured). {_d('color')}")
     ] = None,
@@ -119,6 +125,8 @@ def stylize(
         "styles": tuple(str(Path(s)) for s in style) if style else None,
         "style_crop": parse_crop(style_crop) if style_crop is not None else None,
         "style_weights": _parse_weights(style_weights) if style_weights is not None else None,
+        "style_masks": tuple(str(Path(m)) for m in mask) if mask else None,
+        "u_map": str(Path(u_map)) if u_map else None,
     }
     base = Look.load(look) if look else Look()
     chosen = base.replace(**{k: v for k, v in flags.items() if v is not None})

@@ -52,6 +52,11 @@ class Look:
     """Style image paths (a look refers to its paintings; they are read by the caller)."""
     style_weights: tuple[float, ...] = ()
     """Blend weights of the styles; empty means equal weights."""
+    style_masks: tuple[str, ...] = ()
+    """Spatial control: per style, a mask image of the plate's shape (white = this style goes here)."""
+    u_map: str | None = None
+    """Local degree of unrealism: a grey image of the plate's shape that scales the style term (white =
+    the look's u, black = the plate kept; a grey of 0.1 is about one step of u less)."""
     style_crop: tuple[float, float, float, float] | None = None
     """Texture transfer: X, Y, W, H of the style image, in pixels or as 0-1 fractions (all <= 1)."""
     style_scale: float = 1.2
@@ -221,6 +226,9 @@ def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
 def _validate_styles(look: Look) -> None:
     if not all(isinstance(s, str) and s for s in look.styles):
         raise ReverieError("styles must be image paths")
+    if look.style_masks and look.styles and len(look.style_masks) != len(look.styles):
+        n, m = len(look.style_masks), len(look.styles)
+        raise ReverieError(f"{n} masks for {m} styles: give one --mask per --style, in the same order")
     if look.style_weights:
         # A look used from Python may carry weights for style arrays it does not name.
         if look.styles and len(look.style_weights) != len(look.styles):

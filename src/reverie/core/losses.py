@@ -26,9 +26,18 @@ def gram(features: Tensor) -> Tensor:
         return f.T @ f
 
 
-def content_loss(features: Tensor, target: Tensor) -> Tensor:
-    """1/2 sum((F - P)^2) (Gatys eq. 1)."""
-    return 0.5 * (features.float() - target.float()).pow(2).sum()
+def guided_gram(features: Tensor, weights: Tensor) -> Tensor:
+    """Spatially guided Gram F diag(w) F^T (Gatys et al. 2017, "Controlling Perceptual Factors"):
+    only the positions a guide weighs count. features (1, C, H, W); weights (H*W, 1) in 0..1."""
+    f = as_matrix(features)
+    with torch.autocast(f.device.type, enabled=False):
+        return (f * weights).T @ f
+
+
+def content_loss(features: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    """1/2 sum((F - P)^2) (Gatys eq. 1); `weights` (1, 1, H, W), if given, weighs each position."""
+    squared = (features.float() - target.float()).pow(2)
+    return 0.5 * (squared if weights is None else squared * weights).sum()
 
 
 def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
@@ -38,6 +47,12 @@ def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
     """
     n, m = features.shape[1], features.shape[2] * features.shape[3]
     return (gram(features) - target_gram).pow(2).sum() / (4.0 * n * n * m * m)
+
+
+def guided_style_loss(features: Tensor, weights: Tensor, target_gram: Tensor, area: Tensor) -> Tensor:
+    """`style_loss` over a guided region: M becomes the region's weighted area (sum of the weights)."""
+    n = features.shape[1]
+    return (guided_gram(features, weights) - target_gram).pow(2).sum() / (4.0 * n * n * area * area)
 
 
 def rescale_gram(target_gram: Tensor, positions_from: int, positions_to: int) -> Tensor:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from scipy.optimize import Bounds, OptimizeResult, minimize
 from torch import Tensor
+from torch.nn import functional as F
 
-from reverie.core.losses import content_loss, gram, rescale_gram, style_loss, tv_loss
+from reverie.core.losses import content_loss, gram, guided_style_loss, rescale_gram, style_loss, tv_loss
 from reverie.look import Look
 from reverie.nets.vgg import VGGFeatures
 
@@ -61,6 +62,35 @@ class TransferResult:
 
 Callback = Callable[[IterationEvent], None]
 
+_MIN_U_MAP = 0.01  # black in a u-map: the content term weighs 100x there, the style term nothing
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Spatial control (Gatys et al. 2017), as (1, 1, H, W) maps in 0..1 at the content's size.
+
+    masks: per style, where it goes (None: everywhere). u_map: local degree of unrealism; a grey value g
+    weighs the style term by g and the content term by 1/g there (floored at 0.01), so the local
+    style:content ratio is 10**u * g**2: g=0.3 is about one step of u less, black keeps the plate.
+    Weighting content too matters: the deep layers' receptive fields otherwise carry the neighbouring
+    regions' paint into a region the style term leaves alone.
+    """
+
+    masks: tuple[Tensor | None, ...] = ()
+    u_map: Tensor | None = None
+
+    def style_guides(self, n_styles: int) -> list[Tensor | None] | None:
+        masks = list(self.masks) or [None] * n_styles
+        if len(masks) != n_styles:
+            raise ValueError(f"{len(masks)} masks for {n_styles} styles")
+        if self.u_map is None and all(m is None for m in masks):
+            return None
+        u = self.u_map
+        return [u if m is None else m if u is None else m * u for m in masks]
+
+    def content_weights(self) -> Tensor | None:
+        return None if self.u_map is None else 1.0 / self.u_map.clamp_min(_MIN_U_MAP)
+
 
 def content_scale(height: int, width: int) -> float:
     """Weight of the content term that keeps a look the same at every working size.
@@ -84,6 +114,7 @@ class Objective:
         look: Look,
         style_weights: Sequence[float] | None = None,
         autocast_dtype: torch.dtype | None = None,
+        guidance: Guidance | None = None,
     ) -> None:
         self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
         self.content_layers = tuple(look.content_layers)
@@ -95,8 +126,31 @@ class Objective:
         with torch.no_grad():
             feats = self._features(content)
             self.content_targets = {k: feats[k].detach() for k in self.content_layers}
-            positions = {k: feats[k].shape[2] * feats[k].shape[3] for k in self.style_layers}
-            self.style_targets = self._blend_grams(styles, style_weights, positions)
+            guidance = guidance or Guidance()
+            weights = guidance.content_weights()
+            self.content_maps = {
+                k: None if weights is None else _resize_map(weights, feats[k].shape[2:])
+                for k in self.content_layers
+            }
+            shapes = {k: feats[k].shape[2:] for k in self.style_layers}
+            self._build_style_targets(styles, style_weights, guidance.style_guides(len(styles)), shapes)
+
+    def _build_style_targets(
+        self,
+        styles: Sequence[Tensor],
+        style_weights: Sequence[float] | None,
+        guides: Sequence[Tensor | None] | None,
+        shapes: dict,
+    ) -> None:
+        """Blended Gram targets, or, with spatial guides, one set of guided targets per style."""
+        weights = list(style_weights) if style_weights else [1.0] * len(styles)
+        self.style_weights = [w / sum(weights) for w in weights]
+        grams = [self._grams(style) for style in styles]
+        self.guided = None
+        if guides is None or all(g is None for g in guides):
+            self.style_targets = self._blend(grams, shapes)
+        else:
+            self.guided = [self._guided_targets(g, sg, shapes) for g, sg in zip(guides, grams, strict=True)]
 
     def _features(self, image: Tensor) -> dict[str, Tensor]:
         # channels_last runs the convolutions faster on CPU and GPU; the optimised image itself stays
@@ -106,26 +160,56 @@ class Objective:
         with torch.autocast(image.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return self.net(image, self.layers)
 
-    def _blend_grams(
-        self, styles: Sequence[Tensor], weights: Sequence[float] | None, positions: dict[str, int]
-    ) -> dict[str, Tensor]:
+    def _grams(self, style: Tensor) -> dict[str, tuple[Tensor, int]]:
+        """Each style layer's Gram matrix and its number of positions."""
+        feats = self.net(style, frozenset(self.style_layers))
+        return {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in feats.items()}
+
+    def _blend(self, style_grams: list[dict[str, tuple[Tensor, int]]], shapes: dict) -> dict[str, Tensor]:
         """Weighted mean of the styles' Gram targets, each expressed for the frame's size."""
-        weights = list(weights) if weights else [1.0] * len(styles)
-        total = sum(weights)
         targets: dict[str, Tensor] = {}
-        for style, weight in zip(styles, weights, strict=True):
-            feats = self.net(style, frozenset(self.style_layers))
-            for layer in self.style_layers:
-                f = feats[layer]
-                g = rescale_gram(gram(f), f.shape[2] * f.shape[3], positions[layer]) * (weight / total)
+        for grams, weight in zip(style_grams, self.style_weights, strict=True):
+            for layer, (g, positions) in grams.items():
+                g = rescale_gram(g, positions, shapes[layer].numel()) * weight
                 targets[layer] = targets[layer] + g if layer in targets else g
         return targets
+
+    def _guided_targets(
+        self, guide: Tensor | None, grams: dict[str, tuple[Tensor, int]], shapes: dict
+    ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        """Per layer: the guide at that layer's size (H*W, 1), the style's target Gram for the guided
+        area, and that area. A guide is resized to each layer by area averaging."""
+        out = {}
+        for layer, (g, positions) in grams.items():
+            h, w = shapes[layer]
+            if guide is None:
+                weights = torch.ones(h * w, 1, device=g.device)
+            else:
+                weights = _resize_map(guide, (h, w)).reshape(h * w, 1)
+            # A nearly empty region would divide by ~0; a style that covers nothing simply does nothing.
+            area = weights.sum().clamp_min(1.0)
+            out[layer] = (weights, rescale_gram(g, positions, float(area)), area)
+        return out
+
+    def _style_term(self, feats: dict[str, Tensor]) -> Tensor:
+        if self.guided is None:
+            return sum(w * style_loss(feats[k], self.style_targets[k]) for k, w in self.style_layers.items())
+        total = feats[self.content_layers[0]].new_zeros((), dtype=torch.float32)
+        for targets, style_weight in zip(self.guided, self.style_weights, strict=True):
+            for layer, layer_weight in self.style_layers.items():
+                weights, target, area = targets[layer]
+                total = total + style_weight * layer_weight * guided_style_loss(
+                    feats[layer], weights, target, area
+                )
+        return total
 
     def __call__(self, image: Tensor) -> Tensor:
         """Loss terms (content, style, tv) as one float32 tensor of shape (3,); total = their sum."""
         feats = self._features(image)
-        c = sum(content_loss(feats[k], self.content_targets[k]) for k in self.content_layers)
-        s = sum(w * style_loss(feats[k], self.style_targets[k]) for k, w in self.style_layers.items())
+        c = sum(
+            content_loss(feats[k], self.content_targets[k], self.content_maps[k]) for k in self.content_layers
+        )
+        s = self._style_term(feats)
         tv = tv_loss(image) if self.look.tv_weight else image.new_zeros(())
         return torch.stack(
             [
@@ -134,6 +218,11 @@ class Objective:
                 tv * (self.look.tv_weight * self.content_weight),
             ]
         )
+
+
+def _resize_map(guide: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """A (1, 1, H, W) map at a layer's size, by area averaging (as the pooling layers see it)."""
+    return F.interpolate(guide.float(), size=tuple(size), mode="area")
 
 
 def initial_image(
@@ -231,6 +320,7 @@ def transfer(
     init: Tensor | None = None,
     style_weights: Sequence[float] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    guidance: Guidance | None = None,
     callback: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TransferResult:
@@ -239,10 +329,11 @@ def transfer(
 
     content: (1, 3, H, W) RGB 0-255. styles: (1, 3, Hs, Ws) each, any size. init: (1, 3, H, W) start
     image; by default the one `look.init` names (content, mixed or noise; a path is the caller's job).
-    Pixels stay within 0-255, as with the film's L-BFGS-B bounds.
+    guidance: masks and a u-map (see `Guidance`). Pixels stay within 0-255, as with the film's
+    L-BFGS-B bounds.
     """
     _check_inputs(content, styles, init)
-    objective = Objective(net, content, styles, look, style_weights, autocast_dtype)
+    objective = Objective(net, content, styles, look, style_weights, autocast_dtype, guidance)
     if init is None:
         generator = torch.Generator().manual_seed(look.seed)
         mix = _resize_like(styles[0], content) if look.init == "mixed" else None
