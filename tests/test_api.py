@@ -83,3 +83,30 @@ def test_deterministic_on_cpu():
     plate, painting = photo(40, 40), sample_painting(64)
     look = Look(init="noise", seed=3, iterations=4, size=40)
     assert np.array_equal(stylize(plate, painting, look).image, stylize(plate, painting, look).image)
+
+
+def _random_googlenet_checkpoint(folder):
+    from reverie.nets.googlenet import CHECKPOINT_NAME, state_shapes
+
+    g = torch.Generator().manual_seed(0)
+    state = {
+        k: torch.ones(s) if k.endswith(("running_var", "bn.weight")) else torch.randn(s, generator=g) * 0.05
+        for k, s in state_shapes().items()
+    }
+    (folder / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(state, folder / "hub" / "checkpoints" / CHECKPOINT_NAME)
+
+
+def test_googlenet_from_the_torch_hub_cache_and_its_absence(tmp_path, monkeypatch):
+    from reverie import api
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    api.network.cache_clear()
+    look = Look(network="googlenet", size=48, iterations=3)
+    with pytest.raises(ReverieError, match="--weights"):
+        stylize(photo(), sample_painting(64), look)
+    _random_googlenet_checkpoint(tmp_path)
+    result = stylize(photo(), sample_painting(64), look)
+    api.network.cache_clear()
+    assert result.image.shape == (48, 64, 3) and np.isfinite(result.losses.total)
+    assert "googlenet" in result.weights

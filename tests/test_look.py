@@ -11,8 +11,9 @@ def test_defaults_are_the_films():
     look = Look()
     assert (look.u, look.iterations, look.size, look.network) == (4.0, 512, 512, "vgg16")
     assert (look.init, look.optimizer, look.style_scale, look.tv_weight) == ("content", "lbfgs", 1.2, 0.0)
-    assert look.content_layers == ("conv4_2",)
-    assert look.style_layers == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert look.layers().content == ("conv4_2",)
+    assert look.layers().style == ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    assert look.layers().style_weights == (0.2,) * 5
     assert look.describe_u() == "u=4 (style:content 1e4)"
     assert look.ratio == 1e4
 

@@ -24,8 +24,7 @@ from reverie.core.transfer import Callback, Guidance, Losses, transfer
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
-from reverie.nets.vgg import VGGFeatures
-from reverie.nets.weights import load_weights
+from reverie.nets import build_network, check_layers
 from reverie.runtime import Runtime, autocast_dtype, available_memory, configure
 
 ImageInput = str | os.PathLike[str] | np.ndarray
@@ -94,6 +93,7 @@ def stylize(
     work_w, work_h = fit_long_side(plate.shape[1], plate.shape[0], look.size)
     _check_memory(look, runtime, device, work_w, work_h)
     net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
+    check_layers(look.network, net.names, look.layers())
 
     content_t = _to_tensor(resize(plate, (work_w, work_h)), device)
     style_ts = [_to_tensor(prepare_style(s, look), device) for s in styles]
@@ -130,11 +130,10 @@ def stylize(
 
 
 @lru_cache(maxsize=4)
-def network(name: str, pooling: str, weights_path: str | None, device: str) -> tuple[VGGFeatures, str]:
+def network(name: str, pooling: str, weights_path: str | None, device: str) -> tuple[torch.nn.Module, str]:
     """The feature network, built once per process for each (weights, pooling, device)."""
-    weights = load_weights(name, weights_path)
-    net = VGGFeatures(weights, pooling).to(device).to(memory_format=torch.channels_last)
-    return net, weights.source
+    net, source = build_network(name, pooling, weights_path)
+    return net.to(device).to(memory_format=torch.channels_last), source
 
 
 def prepare_style(style: np.ndarray, look: Look) -> np.ndarray:
@@ -246,7 +245,7 @@ def _init_image(look: Look, content: torch.Tensor, device: torch.device) -> torc
 
 def _check_memory(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> None:
     budget = runtime.max_memory or available_memory(device)
-    layers = (*look.content_layers, *look.style_layers)
+    layers = (*look.layers().content, *look.layers().style)
     need = estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history)
     if need > budget:
         fits = largest_fitting_side(look.network, width / height, layers, budget, look.lbfgs_history)

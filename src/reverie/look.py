@@ -21,8 +21,9 @@ from typing import Any
 import tomli_w
 
 from reverie.errors import ReverieError
+from reverie.nets import Layers, default_layers
 
-NETWORKS = ("vgg16", "vgg19")
+NETWORKS = ("vgg16", "vgg19", "googlenet")
 OPTIMIZERS = ("lbfgs", "adam")
 COLOR_MODES = ("style", "content", "match")
 INIT_MODES = ("content", "mixed", "noise")
@@ -47,7 +48,7 @@ class Look:
     size: int = 512
     """Working resolution: the long side, in pixels, that the optimisation runs at."""
     network: str = "vgg16"
-    """Feature network: vgg16 (the film's choice) or vgg19."""
+    """Feature network: vgg16 (the film's choice), vgg19, or googlenet (a torchvision checkpoint)."""
     styles: tuple[str, ...] = ()
     """Style image paths (a look refers to its paintings; they are read by the caller)."""
     style_weights: tuple[float, ...] = ()
@@ -71,9 +72,12 @@ class Look:
     """Seeds noise init and anything random: the same look renders the same pixels on a CPU."""
     tv_weight: float = 0.0
     """Total-variation smoothing weight (the film used none)."""
-    content_layers: tuple[str, ...] = ("conv4_2",)
-    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-    style_layer_weights: tuple[float, ...] = (0.2, 0.2, 0.2, 0.2, 0.2)
+    content_layers: tuple[str, ...] = ()
+    """Empty: the network's defaults (VGG: conv4_2, as the film)."""
+    style_layers: tuple[str, ...] = ()
+    """Empty: the network's defaults (VGG: conv1_1, conv2_1, conv3_1, conv4_1, conv5_1)."""
+    style_layer_weights: tuple[float, ...] = ()
+    """One per style layer; empty: the network's defaults (VGG: 0.2 each)."""
     pooling: str = "max"
     """max (as trained) or avg (smoother gradients, softer look)."""
     lbfgs_history: int = 8
@@ -85,6 +89,15 @@ class Look:
     def __post_init__(self) -> None:
         _validate(self)
         _normalise_numbers(self)
+
+    def layers(self) -> Layers:
+        """The content and style layers in use: the look's own, or its network's defaults."""
+        defaults = default_layers(self.network)
+        return Layers(
+            self.content_layers or defaults.content,
+            self.style_layers or defaults.style,
+            self.style_layer_weights or defaults.style_weights,
+        )
 
     @property
     def ratio(self) -> float:
@@ -241,13 +254,11 @@ def _validate_styles(look: Look) -> None:
 
 
 def _validate_layers(look: Look) -> None:
-    if not look.content_layers or not look.style_layers:
-        raise ReverieError("a look needs at least one content layer and one style layer")
     if len(look.style_layer_weights) != len(look.style_layers):
-        raise ReverieError("style_layer_weights must give one weight per style layer")
+        raise ReverieError("style_layer_weights must give one weight per style layer (or leave both empty)")
     for name in (*look.content_layers, *look.style_layers):
-        if not isinstance(name, str) or not name.startswith("conv"):
-            raise ReverieError(f"layer {name!r} is not a VGG layer name like conv4_2")
+        if not isinstance(name, str) or not name:
+            raise ReverieError(f"layer {name!r} is not a layer name like conv4_2")
 
 
 def _validate_crop(crop: tuple[float, ...]) -> None:

@@ -1,7 +1,7 @@
 from reverie.core.memory import estimate_bytes, largest_fitting_side
 from reverie.look import Look
 
-LAYERS = (*Look().content_layers, *Look().style_layers)
+LAYERS = (*Look().layers().content, *Look().layers().style)
 
 
 def test_estimate_matches_measured_peaks_and_grows_with_pixels():

@@ -41,7 +41,12 @@ def estimate_bytes(
     history: int = 8,
     activation_bytes: int = 4,
 ) -> int:
-    """Estimated peak bytes of optimising a height x width image (network, targets, optimiser state)."""
+    """Estimated peak bytes of optimising a height x width image (network, targets, optimiser state).
+
+    GoogLeNet is far lighter than VGG; it is estimated as VGG16 to conv5_1, a safe upper bound.
+    """
+    if network not in VGG_BLOCKS:
+        network, layers = "vgg16", ("conv5_1",)
     acts = activation_elements(network, height, width, deepest_layer(network, layers))
     # SciPy's L-BFGS-B works in float64: 2 vectors per history step plus about 10 of workspace.
     optimiser = (2 * history + 10) * 3 * height * width * 8

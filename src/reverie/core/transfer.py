@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.optimize import Bounds, OptimizeResult, minimize
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from reverie.core.losses import content_loss, gram, guided_style_loss, rescale_gram, style_loss, tv_loss
 from reverie.look import Look
-from reverie.nets.vgg import VGGFeatures
 
 REFERENCE_LONG_SIDE = 512
 """u keeps the film's meaning at this working size; other sizes rescale the content term to match."""
@@ -108,7 +107,7 @@ class Objective:
 
     def __init__(
         self,
-        net: VGGFeatures,
+        net: nn.Module,
         content: Tensor,
         styles: Sequence[Tensor],
         look: Look,
@@ -117,8 +116,9 @@ class Objective:
         guidance: Guidance | None = None,
     ) -> None:
         self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
-        self.content_layers = tuple(look.content_layers)
-        self.style_layers = dict(zip(look.style_layers, look.style_layer_weights, strict=True))
+        layers = look.layers()
+        self.content_layers = layers.content
+        self.style_layers = dict(zip(layers.style, layers.style_weights, strict=True))
         self.layers = frozenset(self.content_layers) | frozenset(self.style_layers)
         h, w = content.shape[-2:]
         self.content_weight = content_scale(h, w)
@@ -315,7 +315,7 @@ def transfer(
     content: Tensor,
     styles: Sequence[Tensor],
     look: Look,
-    net: VGGFeatures,
+    net: nn.Module,
     *,
     init: Tensor | None = None,
     style_weights: Sequence[float] | None = None,
