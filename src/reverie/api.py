@@ -20,7 +20,8 @@ import torch
 from reverie import __version__
 from reverie.core import color
 from reverie.core.memory import estimate_bytes, largest_fitting_side
-from reverie.core.transfer import Callback, Guidance, Losses, transfer
+from reverie.core.tiles import run_tiled
+from reverie.core.transfer import Callback, Guidance, Losses, TransferResult, transfer
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
@@ -81,8 +82,10 @@ def stylize(
 ) -> StylizeResult:
     """Paint `content` in the style of `style` (one or several images; default: the look's styles).
 
-    output_size is the long side of the returned image; by default the content's own size, reached
-    from the working size with a Lanczos resampler. Raises ReverieError for anything the user can fix.
+    output_size is the long side of the returned image. Given and larger than the working size, it is
+    reached as the look's `upscale` says (refine: coarse-to-fine optimisation; plain: resampling). By
+    default the image has the content's own size, resampled (Lanczos) from the working size.
+    Raises ReverieError for anything the user can fix.
     """
     look = look or Look()
     runtime = runtime or Runtime()
@@ -94,39 +97,117 @@ def stylize(
     _check_memory(look, runtime, device, work_w, work_h)
     net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
     check_layers(look.network, net.names, look.layers())
+    optimise = _Pass(plate, styles, net, device, autocast_dtype(runtime), callback, should_stop)
 
-    content_t = _to_tensor(resize(plate, (work_w, work_h)), device)
-    style_ts = [_to_tensor(prepare_style(s, look), device) for s in styles]
-    net_content, net_styles = _apply_color_mode(look.color, content_t, style_ts)
-    init = _init_image(look, net_content, device)
-    guidance = spatial_guidance(look, (work_w, work_h), plate.shape[:2], device)
-    dtype = autocast_dtype(runtime)
-    result = transfer(
-        net_content,
-        net_styles,
-        look,
-        net,
-        init=init,
-        style_weights=look.style_weights or None,
-        autocast_dtype=dtype,
-        guidance=guidance,
-        callback=callback,
-        should_stop=should_stop,
-    )
-    image = finish(result.image, plate, look.color, output_size)
+    result = optimise(look, _init_image(look, (work_w, work_h), device))
+    image, iterations = result.image, result.iterations
+    for long_side in refine_sizes(look, output_size) if not result.stopped else []:
+        stage = look.replace(size=long_side, iterations=look.refine_iterations, init="content")
+        start = _upsample(image, fit_long_side(plate.shape[1], plate.shape[0], long_side))
+        result = _refine(optimise, stage, start, runtime, device)
+        image, iterations = result.image, iterations + result.iterations
+        if result.stopped:
+            break
+    out = finish(image, plate, look.color, output_size)
     return StylizeResult(
-        image=image,
+        image=out,
         look=look,
         losses=result.losses,
-        iterations=result.iterations,
+        iterations=iterations,
         stopped=result.stopped,
         seconds=time.perf_counter() - started,
         device=str(device),
-        precision="bf16" if dtype == torch.bfloat16 else "fp32",
+        precision="bf16" if optimise.dtype == torch.bfloat16 else "fp32",
         working_size=(work_w, work_h),
-        output_size=(image.shape[1], image.shape[0]),
+        output_size=(out.shape[1], out.shape[0]),
         weights=weights_source,
     )
+
+
+def refine_sizes(look: Look, output_size: int | None) -> list[int]:
+    """Long sides of the coarse-to-fine passes after the working size: doubling up to the output size."""
+    if look.upscale != "refine" or not output_size or output_size <= look.size:
+        return []
+    sizes, side = [], look.size
+    while side * 2 < output_size:
+        side *= 2
+        sizes.append(side)
+    return [*sizes, output_size]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One optimisation of the plate at a look's working size (or of a tile of it)."""
+
+    plate: np.ndarray
+    styles: list[np.ndarray]
+    net: torch.nn.Module
+    device: torch.device
+    dtype: torch.dtype | None
+    callback: Callback | None
+    should_stop: Callable[[], bool] | None
+
+    def __call__(
+        self, look: Look, init: torch.Tensor | None, box: tuple[int, int, int, int] | None = None
+    ) -> TransferResult:
+        size = fit_long_side(self.plate.shape[1], self.plate.shape[0], look.size)
+        content = _to_tensor(resize(self.plate, size), self.device)
+        styles = [_to_tensor(prepare_style(s, look), self.device) for s in self.styles]
+        net_content, net_styles = _apply_color_mode(look.color, content, styles)
+        guidance = spatial_guidance(look, size, self.plate.shape[:2], self.device)
+        if box is not None:
+            top, left, bottom, right = box
+            net_content = net_content[..., top:bottom, left:right]
+            guidance = guidance.crop(*box) if guidance else None
+        return transfer(
+            net_content,
+            net_styles,
+            look,
+            self.net,
+            init=init,
+            style_weights=look.style_weights or None,
+            autocast_dtype=self.dtype,
+            guidance=guidance,
+            frame_size=(size[1], size[0]),
+            callback=self.callback,
+            should_stop=self.should_stop,
+        )
+
+
+def _refine(
+    optimise: _Pass, look: Look, start: torch.Tensor, runtime: Runtime, device: torch.device
+) -> TransferResult:
+    """One refine pass, whole or, when the frame does not fit (or runtime.tile_size asks), in tiles."""
+    height, width = start.shape[-2:]
+    tile = runtime.tile_size or _tile_side(look, runtime, device, width, height)
+    if tile is None or tile >= max(height, width):
+        return optimise(look, start)
+    results: list[TransferResult] = []
+
+    def run(box: tuple[int, int, int, int]) -> torch.Tensor:
+        top, left, bottom, right = box
+        results.append(optimise(look, start[..., top:bottom, left:right], box))
+        return results[-1].image
+
+    image = run_tiled(run, start.shape, tile, overlap=max(16, tile // 8))
+    last = results[-1]
+    return TransferResult(
+        image, last.losses, sum(r.iterations for r in results) // len(results), last.stopped
+    )
+
+
+def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> int | None:
+    """None when the whole frame fits, else the largest square tile that does."""
+    budget = runtime.max_memory or available_memory(device)
+    layers = (*look.layers().content, *look.layers().style)
+    if estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history) <= budget:
+        return None
+    return largest_fitting_side(look.network, 1.0, layers, budget, look.lbfgs_history)
+
+
+def _upsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The previous pass's result at the next size, as the next pass's start."""
+    return _to_tensor(resize(_to_array(image), size), image.device)
 
 
 @lru_cache(maxsize=4)
@@ -228,11 +309,11 @@ def _apply_color_mode(
     return content, styles
 
 
-def _init_image(look: Look, content: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+def _init_image(look: Look, size: tuple[int, int], device: torch.device) -> torch.Tensor | None:
     """A start image read from a path; None lets the core build content, mixed or noise."""
     if look.init in INIT_MODES:
         return None
-    h, w = content.shape[-2:]
+    w, h = size
     start = read_image(look.init)
     if abs(start.shape[1] / start.shape[0] - w / h) > 0.02:
         raise ReverieError(

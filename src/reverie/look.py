@@ -28,6 +28,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 COLOR_MODES = ("style", "content", "match")
 INIT_MODES = ("content", "mixed", "noise")
 POOLING = ("max", "avg")
+UPSCALES = ("refine", "plain")
 
 # u outside this range is a typo or a misunderstanding, not a look: at u=-2 the style is invisible and
 # beyond u=10 the photo is gone entirely. The useful range, per the paper, is about 1 to 6.
@@ -47,6 +48,12 @@ class Look:
     """Optimiser iterations at the working size."""
     size: int = 512
     """Working resolution: the long side, in pixels, that the optimisation runs at."""
+    upscale: str = "refine"
+    """How an --output-size larger than the working size is reached: refine (coarse-to-fine, Gatys et
+    al. 2017: keep optimising at doubling sizes so strokes keep their size relative to the frame) or
+    plain (the film's: resample the working result)."""
+    refine_iterations: int = 64
+    """Iterations at each refine scale (the texture is already there; this sharpens it)."""
     network: str = "vgg16"
     """Feature network: vgg16 (the film's choice), vgg19, or googlenet (a torchvision checkpoint)."""
     styles: tuple[str, ...] = ()
@@ -207,6 +214,8 @@ def _validate(look: Look) -> None:
     _check_choice(look.optimizer, "optimizer", OPTIMIZERS)
     _check_choice(look.color, "color", COLOR_MODES)
     _check_choice(look.pooling, "pooling", POOLING)
+    _check_choice(look.upscale, "upscale", UPSCALES)
+    _check_int(look.refine_iterations, "refine_iterations", 1, 100_000)
     if not isinstance(look.init, str) or not look.init:
         raise ReverieError(f"init must be one of {', '.join(INIT_MODES)} or an image path")
     for name in ("style_scale", "tv_weight", "adam_lr"):

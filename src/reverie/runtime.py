@@ -30,6 +30,8 @@ class Runtime:
     """A user's VGG checkpoint instead of the packaged weights."""
     max_memory: int | None = None
     """Bytes the render may use; None: what the device has free."""
+    tile_size: int | None = None
+    """Refine in tiles of at most this many px a side; None: tiles only when a frame does not fit."""
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

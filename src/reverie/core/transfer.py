@@ -87,6 +87,12 @@ class Guidance:
         u = self.u_map
         return [u if m is None else m if u is None else m * u for m in masks]
 
+    def crop(self, top: int, left: int, bottom: int, right: int) -> Guidance:
+        """The same guidance over a tile of the frame."""
+        masks = tuple(None if m is None else m[..., top:bottom, left:right] for m in self.masks)
+        u_map = None if self.u_map is None else self.u_map[..., top:bottom, left:right]
+        return Guidance(masks, u_map)
+
     def content_weights(self) -> Tensor | None:
         return None if self.u_map is None else 1.0 / self.u_map.clamp_min(_MIN_U_MAP)
 
@@ -114,13 +120,15 @@ class Objective:
         style_weights: Sequence[float] | None = None,
         autocast_dtype: torch.dtype | None = None,
         guidance: Guidance | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
         layers = look.layers()
         self.content_layers = layers.content
         self.style_layers = dict(zip(layers.style, layers.style_weights, strict=True))
         self.layers = frozenset(self.content_layers) | frozenset(self.style_layers)
-        h, w = content.shape[-2:]
+        # A tile is weighed as part of its whole frame (height, width), so tiling keeps the look.
+        h, w = frame_size or content.shape[-2:]
         self.content_weight = content_scale(h, w)
         self.style_weight = 10.0**look.u
         with torch.no_grad():
@@ -321,6 +329,7 @@ def transfer(
     style_weights: Sequence[float] | None = None,
     autocast_dtype: torch.dtype | None = None,
     guidance: Guidance | None = None,
+    frame_size: tuple[int, int] | None = None,
     callback: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TransferResult:
@@ -329,11 +338,11 @@ def transfer(
 
     content: (1, 3, H, W) RGB 0-255. styles: (1, 3, Hs, Ws) each, any size. init: (1, 3, H, W) start
     image; by default the one `look.init` names (content, mixed or noise; a path is the caller's job).
-    guidance: masks and a u-map (see `Guidance`). Pixels stay within 0-255, as with the film's
-    L-BFGS-B bounds.
+    guidance: masks and a u-map (see `Guidance`). frame_size: (height, width) of the whole frame when
+    `content` is a tile of it. Pixels stay within 0-255, as with the film's L-BFGS-B bounds.
     """
     _check_inputs(content, styles, init)
-    objective = Objective(net, content, styles, look, style_weights, autocast_dtype, guidance)
+    objective = Objective(net, content, styles, look, style_weights, autocast_dtype, guidance, frame_size)
     if init is None:
         generator = torch.Generator().manual_seed(look.seed)
         mix = _resize_like(styles[0], content) if look.init == "mixed" else None
