@@ -72,6 +72,12 @@ def stylize(
     output_size: Annotated[
         int | None, Opt(help="Long side of the written image. [default: the content's own size]")
     ] = None,
+    upscale: Annotated[
+        str | None, Opt(help=f"refine or plain: how --output-size is reached. {_d('upscale')}")
+    ] = None,
+    refine_iterations: Annotated[
+        int | None, Opt(help=f"Iterations per refine scale. {_d('refine_iterations')}")
+    ] = None,
     network: Annotated[str | None, Opt(help=f"vgg16 or vgg19. {_d('network')}")] = None,
     init: Annotated[str | None, Opt(help=f"content, mixed, noise or an image path. {_d('init')}")] = None,
     optimizer: Annotated[str | None, Opt(help=f"lbfgs or adam. {_d('optimizer')}")] = None,
@@ -102,6 +108,8 @@ def stylize(
         Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")
     ] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    max_memory: Annotated[str | None, Opt(help="Memory it may use, e.g. 8G. [default: all free]")] = None,
+    tile_size: Annotated[int | None, Opt(help="Refine in tiles of at most this many px.")] = None,
     precision: Annotated[
         str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")
     ] = "fp32",
@@ -127,10 +135,18 @@ def stylize(
         "style_weights": _parse_weights(style_weights) if style_weights is not None else None,
         "style_masks": tuple(str(Path(m)) for m in mask) if mask else None,
         "u_map": str(Path(u_map)) if u_map else None,
+        "upscale": upscale,
+        "refine_iterations": refine_iterations,
     }
     base = Look.load(look) if look else Look()
     chosen = base.replace(**{k: v for k, v in flags.items() if v is not None})
-    runtime = Runtime(device=device, precision=precision, weights=str(weights) if weights else None)
+    runtime = Runtime(
+        device=device,
+        precision=precision,
+        weights=str(weights) if weights else None,
+        max_memory=parse_bytes(max_memory) if max_memory else None,
+        tile_size=tile_size,
+    )
     render_still(
         content,
         output,
@@ -245,6 +261,20 @@ def look_validate(file: Annotated[Path, typer.Argument(help="A look (TOML).")]) 
     for style_path in chosen.styles:
         image_size(style_path)
     print(f"{file}: valid ({chosen.describe_u()}, hash {chosen.hash()})")
+
+
+def parse_bytes(text: str) -> int:
+    """8G, 8GiB, 512M, 2000000000 -> bytes (powers of 1024 for the suffixes)."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    number = text.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = number[-1:] if number[-1:] in units else ""
+    try:
+        value = float(number.removesuffix(suffix)) * units[suffix]
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise ReverieError(f"--max-memory {text!r} must be a size like 8G, 512M or 2000000000")
+    return int(value)
 
 
 def _parse_weights(text: str) -> tuple[float, ...]:

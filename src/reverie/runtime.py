@@ -36,6 +36,8 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ReverieError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
+        if self.tile_size is not None and self.tile_size < 32:
+            raise ReverieError(f"tile size {self.tile_size} is too small: use 32 px or more")
         if self.precision not in PRECISIONS:
             raise ReverieError(f"unknown precision {self.precision!r}: choose fp32 or bf16")
 
