@@ -63,9 +63,13 @@ def test_tiles_cover_the_frame_and_blend_exactly():
 
 
 def _seam_ratio(image: np.ndarray, borders: list[int]) -> float:
-    """Strongest step across any tile border over the typical step between neighbouring columns."""
-    steps = np.abs(np.diff(image.mean(axis=2), axis=1)).mean(axis=0)
-    return float(max(steps[b - 2 : b + 2].max() for b in borders) / np.median(steps))
+    """How much the mean step across a tile border (signed, averaged down the column, so texture cancels
+    and only a seam's consistent offset stays) exceeds the largest such step elsewhere in the frame."""
+    steps = np.abs(np.diff(image.mean(axis=2), axis=1).mean(axis=0))
+    near = np.zeros_like(steps, dtype=bool)
+    for b in borders:
+        near[max(b - 2, 0) : b + 2] = True
+    return float(steps[near].max() / np.percentile(steps[~near], 95))
 
 
 def test_tiled_refine_has_no_seams():
@@ -75,11 +79,11 @@ def test_tiled_refine_has_no_seams():
     cols = spans(128, 64, 16)
     assert len(cols) > 1
     borders = [edge for start, end in cols for edge in (start, end) if 0 < edge < 128]
-    assert _seam_ratio(out, borders) < 2.0
-    # The measure does see a seam: a 10% step at one border.
+    assert _seam_ratio(out, borders) < 1.5
+    # The measure does see a seam: a 5% step at one border.
     stepped = out.copy()
-    stepped[:, borders[0] :] = np.clip(stepped[:, borders[0] :] + 0.1, 0, 1)
-    assert _seam_ratio(stepped, borders) > 2.0
+    stepped[:, borders[0] :] = np.clip(stepped[:, borders[0] :] + 0.05, 0, 1)
+    assert _seam_ratio(stepped, borders) > 1.5
 
 
 def test_max_memory_sizes():
