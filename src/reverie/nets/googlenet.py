@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from reverie.errors import ReverieError
+from reverie.nets.weights import read_state_dict, user_file
 
 GOOGLENET_LAYERS: tuple[str, ...] = (
     "conv1",
@@ -123,24 +124,17 @@ def load_googlenet_state(path: str | os.PathLike | None = None) -> dict[str, Ten
                 f"in {hub}/ or pass --weights FILE; Reverie downloads nothing"
             )
     else:
-        file = _user_file(path)
+        file = user_file(path, "or put the checkpoint in the torch hub cache")
     stat = file.stat()
     # mtime and size in the key so that a checkpoint rewritten during a session is read again.
     return _load(file.resolve(), stat.st_mtime_ns, stat.st_size)
 
 
-def _user_file(path: str | os.PathLike) -> Path:
-    file = Path(path).expanduser()
-    if file.is_dir():
-        raise ReverieError(f"weights path {path} is a directory; give the googlenet .pth file inside it")
-    if not file.is_file():
-        raise ReverieError(f"GoogLeNet weights file {path} not found; check the --weights path")
-    return file
-
-
 @functools.lru_cache(maxsize=2)
 def _load(file: Path, mtime_ns: int, size: int) -> dict[str, Tensor]:
-    state = _torch_load(file)
+    state = read_state_dict(
+        file, f"use torchvision's {CHECKPOINT_NAME} or torch.save(model.state_dict(), path)"
+    )
     if "conv1.conv.weight" not in state and not any(k.startswith("inception") for k in state):
         keys = ", ".join(repr(k) for k in list(state)[:4]) + (", ..." if len(state) > 4 else "")
         raise ReverieError(
@@ -150,26 +144,6 @@ def _load(file: Path, mtime_ns: int, size: int) -> dict[str, Tensor]:
     _check_state(state, f"weights file {file.name}")
     # float32 and contiguous whatever was saved; aux classifiers, fc and num_batches_tracked left behind.
     return {key: state[key].detach().to(torch.float32).contiguous() for key in state_shapes()}
-
-
-def _torch_load(file: Path) -> dict[str, object]:
-    """torch.load with weights_only (no code from the pickle runs), errors made one-line."""
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # garbage input fails anywhere in the unpickler (KeyError, EOFError, ...)
-        lines = str(err).strip().splitlines()
-        why = f"{type(err).__name__}: {lines[0][:120]}" if lines else type(err).__name__
-        if "Weights only load failed" in str(err):
-            why = "it holds Python objects, e.g. a whole model, and only tensors are loaded for safety"
-        raise ReverieError(
-            f"weights file {file.name} is not a PyTorch state dict ({why}); "
-            f"use torchvision's {CHECKPOINT_NAME} or torch.save(model.state_dict(), path)"
-        ) from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a training checkpoint that wraps the state dict
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise ReverieError(f"weights file {file.name} holds a {type(state).__name__}, not a state dict")
-    return state
 
 
 def _check_state(state: dict[str, object], where: str) -> None:

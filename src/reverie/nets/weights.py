@@ -100,7 +100,7 @@ def load_weights(network: str, path: str | os.PathLike | None = None) -> VGGWeig
         raise ReverieError(f"unknown network {network!r}: choose vgg16 or vgg19")
     if path is None:
         return _load_packaged(network, _locate(network))
-    file = _user_file(path)
+    file = user_file(path)
     stat = file.stat()
     # mtime and size in the key so that a checkpoint rewritten during a session is read again.
     return _load_user(network, file, stat.st_mtime_ns, stat.st_size)
@@ -211,18 +211,19 @@ def _read_vgg19_quantized(file: Path) -> Convs:
 # User checkpoints
 
 
-def _user_file(path: str | os.PathLike) -> Path:
+def user_file(path: str | os.PathLike, missing_hint: str = "or omit it for packaged weights") -> Path:
+    """A user's checkpoint path, resolved; one-line errors for a directory or a missing file."""
     file = Path(path).expanduser().resolve()
     if file.is_dir():
         raise ReverieError(f"weights path {path} is a directory; give the .pth file inside it")
     if not file.is_file():
-        raise ReverieError(f"weights file {path} not found; check the path, or omit it for packaged weights")
+        raise ReverieError(f"weights file {path} not found; check the path, {missing_hint}")
     return file
 
 
 @functools.lru_cache(maxsize=4)
 def _load_user(network: str, file: Path, mtime_ns: int, size: int) -> VGGWeights:
-    state = _torch_load(file)
+    state = read_state_dict(file)
     if any(k.startswith("features.") for k in state):
         convs, preprocessing = _from_torchvision(state, file), "torchvision"
     elif "conv1_1.weight" in state:
@@ -242,9 +243,8 @@ def _load_user(network: str, file: Path, mtime_ns: int, size: int) -> VGGWeights
     return VGGWeights(arch, convs, preprocessing, str(file), _sha256(file))
 
 
-def _torch_load(file: Path) -> dict[str, object]:
+def read_state_dict(file: Path, hint: str = "save one with torch.save(model.state_dict(), path)") -> dict:
     """torch.load with weights_only (no arbitrary code from the pickle), errors made one-line."""
-    hint = "save one with torch.save(model.state_dict(), path)"
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # garbage input fails anywhere in the unpickler (KeyError, EOFError, ...)
