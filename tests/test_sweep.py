@@ -95,3 +95,31 @@ def test_cli_sweep_writes_a_sheet_and_renderable_tiles(capsys, images, tmp_path)
             ]
         )
     assert again.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--u", "4"], "two or more values"),
+        (["--u", "2:6", "--iterations", ",".join(str(i) for i in range(1, 15))], "--yes"),
+        (["--color", "style,sepia"], "unknown value"),
+        (["--u", "2:3", "--style-crop", "0,0,5000,5000"], "does not fit"),
+    ],
+)
+def test_cli_sweep_bad_input_is_one_line(capsys, images, tmp_path, flags, message):
+    args = [
+        "sweep",
+        images["content"],
+        "--style",
+        images["style"],
+        "-o",
+        tmp_path / "s.png",
+        "--size",
+        "32",
+        "-q",
+    ]
+    with pytest.raises(SystemExit) as done:
+        main([str(a) for a in [*args, *flags]])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "s-tiles").exists()

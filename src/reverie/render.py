@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from reverie.api import StylizeResult, finish, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
-from reverie.io.images import atomic_write_bytes, check_writable, read_image, write_image
+from reverie.io.images import atomic_write_bytes, check_writable, image_size, read_image, write_image
 from reverie.io.sheet import contact_sheet
-from reverie.look import Look
+from reverie.look import Look, crop_box
 from reverie.runtime import Runtime
 from reverie.sweep import Plan, axis_title, render_tiles, total_iterations
 
@@ -158,14 +158,13 @@ def render_sweep(content: Path, output: Path, plan: Plan, runtime: Runtime, *, q
     """
     check_writable(output)
     plate = read_image(content)
-    for path in {p for tile in plan.tiles for p in tile.look.styles}:
-        read_image(path)  # a bad painting fails now, not after an hour of other tiles
-    tiles_dir = output.with_name(f"{output.stem}-tiles")
-    tiles_dir.mkdir(exist_ok=True)
+    _check_paintings(plan)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total_iterations(plan)} iterations")
     with _progress(console, total_iterations(plan)) as report:
         images = render_tiles(plate, plan, runtime, on_iteration=report)
+    tiles_dir = output.with_name(f"{output.stem}-tiles")
+    tiles_dir.mkdir(exist_ok=True)
     for tile in plan.tiles:
         write_image(tiles_dir / f"{tile.name}.png", images[tile.name])
         atomic_write_bytes(tiles_dir / f"{tile.name}.toml", tile.look.to_toml().encode())
@@ -176,3 +175,11 @@ def render_sweep(content: Path, output: Path, plan: Plan, runtime: Runtime, *, q
     write_image(output, sheet)
     console.print(f"wrote {output} and {len(plan.tiles)} tiles with their looks in {tiles_dir}/")
     return tiles_dir
+
+
+def _check_paintings(plan: Plan) -> None:
+    """A bad painting or crop fails now, not after an hour of other tiles."""
+    sizes = {path: image_size(path) for tile in plan.tiles for path in tile.look.styles}
+    for tile in plan.tiles:
+        for path in tile.look.styles if tile.look.style_crop else ():
+            crop_box(tile.look.style_crop, *sizes[path])
