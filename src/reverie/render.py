@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from reverie.api import StylizeResult, finish, stylize
+from reverie.api import StylizeResult, finish, refine_sizes, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes, check_writable, image_size, read_image, write_image
@@ -46,7 +46,8 @@ def render_still(
     console = Console(stderr=True, quiet=quiet)
     console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
-    with _progress(console, look.iterations) as report:
+    total = look.iterations + len(refine_sizes(look, output_size)) * look.refine_iterations
+    with _progress(console, total) as report:
         result = stylize(
             plate,
             styles,
@@ -88,7 +89,7 @@ def _check_options(
 
 def _header(look: Look, plate: np.ndarray, output_size: int | None) -> str:
     h, w = plate.shape[:2]
-    out = f"{output_size} px long side" if output_size else f"{w}x{h}"
+    out = f"{output_size} px long side ({look.upscale})" if output_size else f"{w}x{h}"
     return (
         f"{look.describe_u()} · {look.network} · {look.size} px working size · "
         f"{look.optimizer} x {look.iterations} · colour {look.color} · output {out}"
@@ -108,9 +109,14 @@ def _summary(output: Path, result: StylizeResult) -> str:
 def _snapshot_writer(
     output: Path, plate: np.ndarray, look: Look, bit_depth: int | None, every: int | None
 ) -> Callable[[IterationEvent], None]:
+    seen = 0
+
     def write(event: IterationEvent) -> None:
-        if every and event.iteration % every == 0 and event.iteration < event.total:
-            path = output.with_name(f"{output.stem}.iter{event.iteration:04d}{output.suffix}")
+        # Snapshots of the working-size pass only; refine passes number their iterations afresh.
+        nonlocal seen
+        seen += 1
+        if every and seen % every == 0 and seen < look.iterations:
+            path = output.with_name(f"{output.stem}.iter{seen:04d}{output.suffix}")
             write_image(path, finish(event.image, plate, look.color, look.size), bit_depth=bit_depth)
 
     return write
