@@ -78,7 +78,7 @@ def stylize(
     refine_iterations: Annotated[
         int | None, Opt(help=f"Iterations per refine scale. {_d('refine_iterations')}")
     ] = None,
-    network: Annotated[str | None, Opt(help=f"vgg16 or vgg19. {_d('network')}")] = None,
+    network: Annotated[str | None, Opt(help=f"vgg16, vgg19 or googlenet. {_d('network')}")] = None,
     init: Annotated[str | None, Opt(help=f"content, mixed, noise or an image path. {_d('init')}")] = None,
     optimizer: Annotated[str | None, Opt(help=f"lbfgs or adam. {_d('optimizer')}")] = None,
     seed: Annotated[int | None, Opt(help=f"Random seed. {_d('seed')}")] = None,
@@ -105,7 +105,7 @@ def stylize(
     save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
     bit_depth: Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: 8]")] = None,
     weights: Annotated[
-        Path | None, Opt(help="Your own VGG checkpoint instead of the packaged weights.")
+        Path | None, Opt(help="Your own VGG (or GoogLeNet) checkpoint instead of the packaged weights.")
     ] = None,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
     max_memory: Annotated[str | None, Opt(help="Memory it may use, e.g. 8G. [default: all free]")] = None,
