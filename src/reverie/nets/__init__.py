@@ -51,3 +51,10 @@ def check_layers(network: str, names: list[str], layers: Layers) -> None:
     unknown = [n for n in (*layers.content, *layers.style) if n not in names]
     if unknown:
         raise ReverieError(f"{network} has no layer(s) {', '.join(unknown)}; its layers: {', '.join(names)}")
+
+
+def check_requested(arch: str, names: list[str], layers: set[str] | frozenset[str]) -> None:
+    """A forward() asked for layers its network does not have: a bug in the caller, hence ValueError."""
+    unknown = set(layers) - set(names)
+    if unknown:
+        raise ValueError(f"{arch} has no layer(s) {sorted(unknown)}; it has {names}")

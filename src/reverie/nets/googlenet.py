@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from reverie.errors import ReverieError
+from reverie.nets import check_requested
 from reverie.nets.weights import read_state_dict, user_file
 
 GOOGLENET_LAYERS: tuple[str, ...] = (
@@ -233,9 +234,7 @@ class GoogLeNetFeatures(nn.Module):
 
     def forward(self, image: Tensor, layers: set[str] | frozenset[str]) -> dict[str, Tensor]:
         """image: (N, 3, H, W) RGB 0-255. Runs only up to the deepest requested layer."""
-        unknown = set(layers) - set(self.names)
-        if unknown:
-            raise ValueError(f"{self.arch} has no layer(s) {sorted(unknown)}; it has {self.names}")
+        check_requested(self.arch, self.names, layers)
         out: dict[str, Tensor] = {}
         if not layers:
             return out

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from reverie.nets import check_requested
 from reverie.nets.weights import VGGWeights
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -64,9 +65,7 @@ class VGGFeatures(nn.Module):
 
     def forward(self, image: Tensor, layers: set[str] | frozenset[str]) -> dict[str, Tensor]:
         """image: (N, 3, H, W) RGB 0-255. Runs only up to the deepest requested layer."""
-        unknown = set(layers) - set(self.names)
-        if unknown:
-            raise ValueError(f"{self.arch} has no layer(s) {sorted(unknown)}; it has {self.names}")
+        check_requested(self.arch, self.names, layers)
         x = self.preprocess(image)
         out: dict[str, Tensor] = {}
         block = "1"
