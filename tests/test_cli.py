@@ -148,3 +148,28 @@ def test_look_show_diff_validate(capsys, images, tmp_path):
     bad.write_text("u = 99\n")
     code, err = run(capsys, "look", "validate", bad)
     assert code == 2 and str(bad) in err and "useful range" in err
+
+
+def test_kill_9_mid_render_leaves_only_whole_images(images, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from reverie.io.images import read_image
+
+    out = tmp_path / "out.png"
+    args = ["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out)]
+    code = "import sys; from reverie.cli import main; main(sys.argv[1:])"
+    render = subprocess.Popen(
+        [sys.executable, "-c", code, *args, "--size", "64", "--iterations", "400", "--save-every", "1", "-q"]
+    )
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("out.iter*.png"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    render.send_signal(signal.SIGKILL)
+    render.wait()
+    snapshots = list(tmp_path.glob("out.iter*.png"))
+    assert len(snapshots) >= 3 and not out.exists()
+    for snapshot in snapshots:  # every image that has its final name decodes in full
+        assert read_image(snapshot).shape == (48, 64, 3)
