@@ -51,3 +51,25 @@ def images(tmp_path: Path) -> dict[str, Path]:
         "content": save_png(tmp_path / "plate.png", photo()),
         "style": save_png(tmp_path / "painting.png", stripes(80, 80)),
     }
+
+
+def pan_clip(
+    frames: int = 5, h: int = 64, w: int = 80, pan: int = 2, speed: int = 4, seed: int = 0
+) -> list[np.ndarray]:
+    """A shot with known motion: the camera pans right over a photo by `pan` px a frame (the scene moves
+    left) while a red square crosses it left-to-right at `speed` px a frame on top of the pan.
+
+    Frame t shows the photo's columns [t*pan, t*pan + w) and the square's left edge at column
+    8 + t*speed (in frame coordinates), rows h/3 to h/3 + h/4. So the true backward flow (frame t to
+    t-1) is +pan px in x on the background and -speed px on the square; the strip the square uncovers
+    behind it is occluded in frame t-1.
+    """
+    wide = photo(h, w + frames * pan + 1, seed=seed)
+    side, top = h // 4, h // 3
+    out = []
+    for t in range(frames):
+        frame = wide[:, t * pan : t * pan + w].copy()
+        left = 8 + t * speed
+        frame[top : top + side, left : left + side] = (0.85, 0.15, 0.1)
+        out.append(frame)
+    return out

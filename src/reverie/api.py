@@ -21,7 +21,7 @@ from reverie import __version__
 from reverie.core import color
 from reverie.core.memory import estimate_bytes, largest_fitting_side
 from reverie.core.tiles import run_tiled
-from reverie.core.transfer import Callback, Guidance, Losses, TransferResult, transfer
+from reverie.core.transfer import Callback, Guidance, Losses, Temporal, TransferResult, transfer
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
@@ -70,6 +70,20 @@ class StylizeResult:
         }
 
 
+@dataclass(frozen=True)
+class Continuity:
+    """What a frame of a shot keeps from the one before (Ruder et al. 2016); made by the shot pipeline.
+
+    warped: (H, W, 3) float32 RGB 0..1, the previous painted frame warped into this one by the optical
+    flow, at any size of the plate's shape (it is resized to each pass). mask: (H, W) float32 0..1,
+    where the flow is trusted. The frame starts from `warped` where trusted and from the plate elsewhere,
+    and a temporal loss of the look's `temporal_weight` keeps it there.
+    """
+
+    warped: np.ndarray
+    mask: np.ndarray
+
+
 def stylize(
     content: ImageInput,
     style: ImageInput | Sequence[ImageInput] | None = None,
@@ -79,13 +93,15 @@ def stylize(
     output_size: int | None = None,
     callback: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    continuity: Continuity | None = None,
 ) -> StylizeResult:
     """Paint `content` in the style of `style` (one or several images; default: the look's styles).
 
     output_size is the long side of the returned image. Given and larger than the working size, it is
     reached as the look's `upscale` says (refine: coarse-to-fine optimisation; plain: resampling). By
     default the image has the content's own size, resampled (Lanczos) from the working size.
-    Raises ReverieError for anything the user can fix.
+    continuity: for a frame of a shot, the previous painted frame warped into this one (see
+    `Continuity`). Raises ReverieError for anything the user can fix.
     """
     look = look or Look()
     runtime = runtime or Runtime()
@@ -97,9 +113,9 @@ def stylize(
     _check_memory(look, runtime, device, work_w, work_h)
     net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
     check_layers(look.network, net.names, look.layers())
-    optimise = _Pass(plate, styles, net, device, autocast_dtype(runtime), callback, should_stop)
+    optimise = _Pass(plate, styles, net, device, autocast_dtype(runtime), callback, should_stop, continuity)
 
-    result = optimise(look, _init_image(look, (work_w, work_h), device))
+    result = optimise(look, _init_image(look, (work_w, work_h), device) if continuity is None else None)
     image, iterations = result.image, result.iterations
     for long_side in refine_sizes(look, output_size) if not result.stopped else []:
         stage = look.replace(size=long_side, iterations=look.refine_iterations, init="content")
@@ -146,6 +162,7 @@ class _Pass:
     dtype: torch.dtype | None
     callback: Callback | None
     should_stop: Callable[[], bool] | None
+    continuity: Continuity | None = None
 
     def __call__(
         self, look: Look, init: torch.Tensor | None, box: tuple[int, int, int, int] | None = None
@@ -155,10 +172,15 @@ class _Pass:
         styles = [_to_tensor(prepare_style(s, look), self.device) for s in self.styles]
         net_content, net_styles = _apply_color_mode(look.color, content, styles)
         guidance = spatial_guidance(look, size, self.plate.shape[:2], self.device)
+        temporal = self._temporal(look, size)
+        if temporal is not None and init is None:
+            # Start from the previous painted frame where the flow is trusted, from the plate elsewhere.
+            init = temporal.target * temporal.mask + net_content * (1 - temporal.mask)
         if box is not None:
             top, left, bottom, right = box
             net_content = net_content[..., top:bottom, left:right]
             guidance = guidance.crop(*box) if guidance else None
+            temporal = temporal.crop(*box) if temporal else None
         return transfer(
             net_content,
             net_styles,
@@ -169,9 +191,21 @@ class _Pass:
             autocast_dtype=self.dtype,
             guidance=guidance,
             frame_size=(size[1], size[0]),
+            temporal=temporal,
             callback=self.callback,
             should_stop=self.should_stop,
         )
+
+    def _temporal(self, look: Look, size: tuple[int, int]) -> Temporal | None:
+        """The continuity constraint at this pass's size, in the colours the network sees."""
+        if self.continuity is None:
+            return None
+        target = _to_tensor(resize(self.continuity.warped, size), self.device)
+        if look.color == "content":
+            target = color.luminance_image(target)
+        mask = resize(self.continuity.mask[..., None].astype(np.float32), size)
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).permute(2, 0, 1)[None].to(self.device)
+        return Temporal(target, mask_t, look.temporal_weight)
 
 
 def _refine(

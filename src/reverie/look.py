@@ -79,6 +79,13 @@ class Look:
     """Seeds noise init and anything random: the same look renders the same pixels on a CPU."""
     tv_weight: float = 0.0
     """Total-variation smoothing weight (the film used none)."""
+    temporal_weight: float = 1.0
+    """Shots: how strongly each frame keeps the previous painted frame where the optical flow is
+    trusted (Ruder et al. 2016); 0 renders every frame on its own. Scaled with 10**u, so it holds at
+    every u."""
+    first_iterations: int | None = None
+    """Shots: iterations of a shot's first frame, which starts from scratch (later frames start from the
+    previous one, warped). None: twice `iterations`."""
     content_layers: tuple[str, ...] = ()
     """Empty: the network's defaults (VGG: conv4_2, as the film)."""
     style_layers: tuple[str, ...] = ()
@@ -114,6 +121,11 @@ class Look:
     def describe_u(self) -> str:
         """The film's way of stating the degree of unrealism, e.g. ``u=4 (style:content 1e4)``."""
         return f"u={_fmt(self.u)} (style:content 1e{_fmt(self.u)})"
+
+    @property
+    def shot_first_iterations(self) -> int:
+        """Iterations of a shot's first frame."""
+        return self.first_iterations or 2 * self.iterations
 
     def replace(self, **changes: Any) -> Look:
         """A copy with some fields changed (validated again)."""
@@ -173,7 +185,7 @@ class Look:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-_FLOAT_FIELDS = ("u", "style_scale", "tv_weight", "adam_lr")
+_FLOAT_FIELDS = ("u", "style_scale", "tv_weight", "adam_lr", "temporal_weight")
 _FLOAT_TUPLES = ("style_weights", "style_layer_weights", "style_crop")
 
 
@@ -218,8 +230,12 @@ def _validate(look: Look) -> None:
     _check_int(look.refine_iterations, "refine_iterations", 1, 100_000)
     if not isinstance(look.init, str) or not look.init:
         raise ReverieError(f"init must be one of {', '.join(INIT_MODES)} or an image path")
-    for name in ("style_scale", "tv_weight", "adam_lr"):
+    for name in ("style_scale", "tv_weight", "adam_lr", "temporal_weight"):
         _check_number(getattr(look, name), name)
+    if look.first_iterations is not None:
+        _check_int(look.first_iterations, "first_iterations", 1, 100_000)
+    if not 0 <= look.temporal_weight <= 1e6:
+        raise ReverieError(f"temporal_weight={look.temporal_weight:g} must be from 0 (off) to 1e6")
     if not 0.05 <= look.style_scale <= 8:
         raise ReverieError(f"style_scale={look.style_scale:g} is outside 0.05..8; 1.2 is the film's")
     if look.tv_weight < 0 or look.adam_lr <= 0:

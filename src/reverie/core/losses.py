@@ -71,3 +71,13 @@ def tv_loss(image: Tensor) -> Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.float().pow(2).sum() + dy.float().pow(2).sum()
+
+
+def temporal_loss(image: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Short-term temporal loss of Ruder et al. (2016): the mean over pixels and channels of
+    mask * (image - target)**2, where target is the previous stylised frame warped into this one and
+    mask (1, 1, H, W) in 0..1 is 0 where the flow is not trusted (disocclusions, motion boundaries).
+    image and target are (1, 3, H, W). A mean, so the term does not grow with the frame's size.
+    """
+    diff = (image.float() - target.float()).pow(2)
+    return (diff * mask).sum() / (diff.numel())

@@ -17,7 +17,15 @@ from scipy.optimize import Bounds, OptimizeResult, minimize
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from reverie.core.losses import content_loss, gram, guided_style_loss, rescale_gram, style_loss, tv_loss
+from reverie.core.losses import (
+    content_loss,
+    gram,
+    guided_style_loss,
+    rescale_gram,
+    style_loss,
+    temporal_loss,
+    tv_loss,
+)
 from reverie.look import Look
 
 REFERENCE_LONG_SIDE = 512
@@ -26,15 +34,16 @@ REFERENCE_LONG_SIDE = 512
 
 @dataclass(frozen=True)
 class Losses:
-    """Weighted loss terms: total = content + style + tv, style already multiplied by 10**u."""
+    """Weighted loss terms: total = content + style + tv + temporal, style already multiplied by 10**u."""
 
     content: float
     style: float
     tv: float
+    temporal: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.content + self.style + self.tv
+        return self.content + self.style + self.tv + self.temporal
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,27 @@ class Guidance:
         return None if self.u_map is None else 1.0 / self.u_map.clamp_min(_MIN_U_MAP)
 
 
+@dataclass(frozen=True)
+class Temporal:
+    """Temporal coherence for a frame of a shot (Ruder et al. 2016).
+
+    target: (1, 3, H, W) 0-255, the previous stylised frame warped into this one by the optical flow,
+    in the same colour space as the content the network sees. mask: (1, 1, H, W) 0..1, 0 where the flow
+    is not trusted. weight: the look's temporal weight. The term is weight * 10**u * mean(mask * diff**2)
+    (see `temporal_loss`): scaled with the style term, which dominates a frame's loss, so one temporal
+    weight holds a shot steady at every u.
+    """
+
+    target: Tensor
+    mask: Tensor
+    weight: float
+
+    def crop(self, top: int, left: int, bottom: int, right: int) -> Temporal:
+        """The same constraint over a tile of the frame."""
+        box = (..., slice(top, bottom), slice(left, right))
+        return Temporal(self.target[box], self.mask[box], self.weight)
+
+
 def content_scale(height: int, width: int) -> float:
     """Weight of the content term that keeps a look the same at every working size.
 
@@ -121,8 +151,10 @@ class Objective:
         autocast_dtype: torch.dtype | None = None,
         guidance: Guidance | None = None,
         frame_size: tuple[int, int] | None = None,
+        temporal: Temporal | None = None,
     ) -> None:
         self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
+        self.temporal = temporal
         layers = look.layers()
         self.content_layers = layers.content
         self.style_layers = dict(zip(layers.style, layers.style_weights, strict=True))
@@ -212,20 +244,28 @@ class Objective:
         return total
 
     def __call__(self, image: Tensor) -> Tensor:
-        """Loss terms (content, style, tv) as one float32 tensor of shape (3,); total = their sum."""
+        """Loss terms (content, style, tv, temporal) as a float32 tensor of shape (4,); total = their sum."""
         feats = self._features(image)
         c = sum(
             content_loss(feats[k], self.content_targets[k], self.content_maps[k]) for k in self.content_layers
         )
         s = self._style_term(feats)
         tv = tv_loss(image) if self.look.tv_weight else image.new_zeros(())
+        t = self._temporal_term(image)
         return torch.stack(
             [
                 c * self.content_weight,
                 s * self.style_weight,
                 tv * (self.look.tv_weight * self.content_weight),
+                t,
             ]
         )
+
+    def _temporal_term(self, image: Tensor) -> Tensor:
+        temporal = self.temporal
+        if temporal is None or temporal.weight == 0:
+            return image.new_zeros((), dtype=torch.float32)
+        return temporal_loss(image, temporal.target, temporal.mask) * (temporal.weight * self.style_weight)
 
 
 def _resize_map(guide: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
@@ -330,6 +370,7 @@ def transfer(
     autocast_dtype: torch.dtype | None = None,
     guidance: Guidance | None = None,
     frame_size: tuple[int, int] | None = None,
+    temporal: Temporal | None = None,
     callback: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TransferResult:
@@ -339,10 +380,15 @@ def transfer(
     content: (1, 3, H, W) RGB 0-255. styles: (1, 3, Hs, Ws) each, any size. init: (1, 3, H, W) start
     image; by default the one `look.init` names (content, mixed or noise; a path is the caller's job).
     guidance: masks and a u-map (see `Guidance`). frame_size: (height, width) of the whole frame when
-    `content` is a tile of it. Pixels stay within 0-255, as with the film's L-BFGS-B bounds.
+    `content` is a tile of it. temporal: the warped previous frame of a shot to stay close to (see
+    `Temporal`). Pixels stay within 0-255, as with the film's L-BFGS-B bounds.
     """
     _check_inputs(content, styles, init)
-    objective = Objective(net, content, styles, look, style_weights, autocast_dtype, guidance, frame_size)
+    if temporal is not None and temporal.target.shape != content.shape:
+        raise ValueError(f"temporal target {tuple(temporal.target.shape)} must match {tuple(content.shape)}")
+    objective = Objective(
+        net, content, styles, look, style_weights, autocast_dtype, guidance, frame_size, temporal
+    )
     if init is None:
         generator = torch.Generator().manual_seed(look.seed)
         mix = _resize_like(styles[0], content) if look.init == "mixed" else None

@@ -1,0 +1,1 @@
+"""Shots: frames, optical flow, temporal coherence, resumable output."""
