@@ -59,105 +59,270 @@ _U = _Number(f"give u from {U_RANGE[0]:g} to {U_RANGE[1]:g}; the useful range is
 Opt = typer.Option
 
 
-@app.command()
-def stylize(
-    content: Annotated[Path, typer.Argument(help="The plate: a frame to paint (JPEG, PNG, TIFF).")],
-    output: Annotated[Path, Opt("-o", "--output", help="Image to write: .png, .jpg or .tif.")],
-    style: Annotated[list[str] | None, Opt("--style", help="The painting (repeat for a blend).")] = None,
-    u: Annotated[
-        float | None, Opt("--u", click_type=_U, help=f"Degree of unrealism; style:content = 10**u. {_d('u')}")
-    ] = None,
-    iterations: Annotated[int | None, Opt(help=f"Optimiser iterations. {_d('iterations')}")] = None,
-    size: Annotated[int | None, Opt(help=f"Working long side in px. {_d('size')}")] = None,
-    output_size: Annotated[
-        int | None, Opt(help="Long side of the written image. [default: the content's own size]")
-    ] = None,
-    upscale: Annotated[
-        str | None, Opt(help=f"refine or plain: how --output-size is reached. {_d('upscale')}")
-    ] = None,
-    refine_iterations: Annotated[
-        int | None, Opt(help=f"Iterations per refine scale. {_d('refine_iterations')}")
-    ] = None,
-    network: Annotated[str | None, Opt(help=f"vgg16, vgg19 or googlenet. {_d('network')}")] = None,
-    init: Annotated[str | None, Opt(help=f"content, mixed, noise or an image path. {_d('init')}")] = None,
-    optimizer: Annotated[str | None, Opt(help=f"lbfgs or adam. {_d('optimizer')}")] = None,
-    seed: Annotated[int | None, Opt(help=f"Random seed. {_d('seed')}")] = None,
-    style_crop: Annotated[
-        str | None, Opt(help="Texture transfer: X,Y,W,H of the style image (px, or 0-1 fractions).")
-    ] = None,
-    style_scale: Annotated[
-        float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")
-    ] = None,
-    style_weights: Annotated[str | None, Opt(help="Blend weights, one per --style, e.g. 0.7,0.3.")] = None,
-    mask: Annotated[
-        list[str] | None, Opt("--mask", help="Per --style, where it goes (white); the plate's shape.")
-    ] = None,
-    u_map: Annotated[
-        str | None, Opt(help="Grey map of local unrealism: white = u, black = the plate.")
-    ] = None,
-    color: Annotated[
-        str | None, Opt(help=f"style (painting's), content (plate's) or match (recoloured). {_d('color')}")
-    ] = None,
-    tv_weight: Annotated[float | None, Opt(help=f"Total-variation smoothing. {_d('tv_weight')}")] = None,
-    pooling: Annotated[str | None, Opt(help=f"max or avg. {_d('pooling')}")] = None,
-    look: Annotated[Path | None, Opt("--look", help="A saved look (TOML); flags override it.")] = None,
-    save_look: Annotated[Path | None, Opt(help="Also write the look used to this TOML file.")] = None,
-    save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
-    bit_depth: Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: 8]")] = None,
-    weights: Annotated[
-        Path | None, Opt(help="Your own VGG (or GoogLeNet) checkpoint instead of the packaged weights.")
-    ] = None,
-    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
-    max_memory: Annotated[str | None, Opt(help="Memory it may use, e.g. 8G. [default: all free]")] = None,
-    tile_size: Annotated[int | None, Opt(help="Refine in tiles of at most this many px.")] = None,
-    precision: Annotated[
-        str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")
-    ] = "fp32",
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
-) -> None:
-    """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""
-    from reverie.render import render_still
+# The look's flags, shared by `stylize` and `render` (help text and defaults from `Look`).
+StyleOpt = Annotated[list[str] | None, Opt("--style", help="The painting (repeat for a blend).")]
+UOpt = Annotated[
+    float | None, Opt("--u", click_type=_U, help=f"Degree of unrealism; style:content = 10**u. {_d('u')}")
+]
+IterationsOpt = Annotated[int | None, Opt(help=f"Optimiser iterations. {_d('iterations')}")]
+SizeOpt = Annotated[int | None, Opt(help=f"Working long side in px. {_d('size')}")]
+UpscaleOpt = Annotated[
+    str | None, Opt(help=f"refine or plain: how --output-size is reached. {_d('upscale')}")
+]
+RefineOpt = Annotated[int | None, Opt(help=f"Iterations per refine scale. {_d('refine_iterations')}")]
+NetworkOpt = Annotated[str | None, Opt(help=f"vgg16, vgg19 or googlenet. {_d('network')}")]
+InitOpt = Annotated[str | None, Opt(help=f"content, mixed, noise or an image path. {_d('init')}")]
+OptimizerOpt = Annotated[str | None, Opt(help=f"lbfgs or adam. {_d('optimizer')}")]
+SeedOpt = Annotated[int | None, Opt(help=f"Random seed. {_d('seed')}")]
+CropOpt = Annotated[
+    str | None, Opt(help="Texture transfer: X,Y,W,H of the style image (px, or 0-1 fractions).")
+]
+StyleScaleOpt = Annotated[float | None, Opt(help=f"Style long side / working size. {_d('style_scale')}")]
+StyleWeightsOpt = Annotated[str | None, Opt(help="Blend weights, one per --style, e.g. 0.7,0.3.")]
+MaskOpt = Annotated[
+    list[str] | None, Opt("--mask", help="Per --style, where it goes (white); the plate's shape.")
+]
+UMapOpt = Annotated[str | None, Opt(help="Grey map of local unrealism: white = u, black = the plate.")]
+ColorOpt = Annotated[
+    str | None, Opt(help=f"style (painting's), content (plate's) or match (recoloured). {_d('color')}")
+]
+TvOpt = Annotated[float | None, Opt(help=f"Total-variation smoothing. {_d('tv_weight')}")]
+PoolingOpt = Annotated[str | None, Opt(help=f"max or avg. {_d('pooling')}")]
+LookOpt = Annotated[Path | None, Opt("--look", help="A saved look (TOML); flags override it.")]
+SaveLookOpt = Annotated[Path | None, Opt(help="Also write the look used to this TOML file.")]
+OutputSizeOpt = Annotated[
+    int | None, Opt(help="Long side of the written image. [default: the content's own size]")
+]
+BitDepthOpt = Annotated[int | None, Opt(help="8 or 16 bits per channel (PNG, TIFF). [default: per format]")]
+WeightsOpt = Annotated[
+    Path | None, Opt(help="Your own VGG (or GoogLeNet) checkpoint instead of the packaged weights.")
+]
+DeviceOpt = Annotated[str, Opt(help="auto, cpu or cuda.")]
+MaxMemoryOpt = Annotated[str | None, Opt(help="Memory it may use, e.g. 8G. [default: all free]")]
+TileOpt = Annotated[int | None, Opt(help="Refine in tiles of at most this many px.")]
+PrecisionOpt = Annotated[str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")]
+QuietOpt = Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")]
 
-    flags = {
-        "u": u,
-        "iterations": iterations,
-        "size": size,
-        "network": network,
-        "init": init,
-        "optimizer": optimizer,
-        "seed": seed,
-        "style_scale": style_scale,
-        "color": color,
-        "tv_weight": tv_weight,
-        "pooling": pooling,
+
+def _chosen_look(
+    look: Path | None,
+    style: list[str] | None,
+    mask: list[str] | None,
+    style_crop: str | None,
+    style_weights: str | None,
+    u_map: str | None,
+    **flags: Any,
+) -> Look:
+    """The saved look (or the defaults) with the flags given on the command line applied."""
+    parsed = {
+        **flags,
         "styles": tuple(str(Path(s)) for s in style) if style else None,
+        "style_masks": tuple(str(Path(m)) for m in mask) if mask else None,
         "style_crop": parse_crop(style_crop) if style_crop is not None else None,
         "style_weights": _parse_weights(style_weights) if style_weights is not None else None,
-        "style_masks": tuple(str(Path(m)) for m in mask) if mask else None,
         "u_map": str(Path(u_map)) if u_map else None,
-        "upscale": upscale,
-        "refine_iterations": refine_iterations,
     }
     base = Look.load(look) if look else Look()
-    chosen = base.replace(**{k: v for k, v in flags.items() if v is not None})
-    runtime = Runtime(
+    return base.replace(**{k: v for k, v in parsed.items() if v is not None})
+
+
+def _runtime(
+    device: str, precision: str, weights: Path | None, max_memory: str | None, tile_size: int | None
+) -> Runtime:
+    return Runtime(
         device=device,
         precision=precision,
         weights=str(weights) if weights else None,
         max_memory=parse_bytes(max_memory) if max_memory else None,
         tile_size=tile_size,
     )
+
+
+@app.command()
+def stylize(
+    content: Annotated[Path, typer.Argument(help="The plate: a frame to paint (JPEG, PNG, TIFF).")],
+    output: Annotated[Path, Opt("-o", "--output", help="Image to write: .png, .jpg or .tif.")],
+    style: StyleOpt = None,
+    u: UOpt = None,
+    iterations: IterationsOpt = None,
+    size: SizeOpt = None,
+    output_size: OutputSizeOpt = None,
+    upscale: UpscaleOpt = None,
+    refine_iterations: RefineOpt = None,
+    network: NetworkOpt = None,
+    init: InitOpt = None,
+    optimizer: OptimizerOpt = None,
+    seed: SeedOpt = None,
+    style_crop: CropOpt = None,
+    style_scale: StyleScaleOpt = None,
+    style_weights: StyleWeightsOpt = None,
+    mask: MaskOpt = None,
+    u_map: UMapOpt = None,
+    color: ColorOpt = None,
+    tv_weight: TvOpt = None,
+    pooling: PoolingOpt = None,
+    look: LookOpt = None,
+    save_look: SaveLookOpt = None,
+    save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
+    bit_depth: BitDepthOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    max_memory: MaxMemoryOpt = None,
+    tile_size: TileOpt = None,
+    precision: PrecisionOpt = "fp32",
+    quiet: QuietOpt = False,
+) -> None:
+    """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""
+    from reverie.render import render_still
+
+    chosen = _chosen_look(
+        look,
+        style,
+        u=u,
+        iterations=iterations,
+        size=size,
+        network=network,
+        init=init,
+        optimizer=optimizer,
+        seed=seed,
+        style_scale=style_scale,
+        color=color,
+        tv_weight=tv_weight,
+        pooling=pooling,
+        style_crop=style_crop,
+        style_weights=style_weights,
+        mask=mask,
+        u_map=u_map,
+        upscale=upscale,
+        refine_iterations=refine_iterations,
+    )
     render_still(
         content,
         output,
         chosen,
-        runtime,
+        _runtime(device, precision, weights, max_memory, tile_size),
         output_size=output_size,
         save_look=save_look,
         save_every=save_every,
         bit_depth=bit_depth,
         quiet=quiet,
     )
+
+
+@app.command()
+def render(
+    input: Annotated[
+        str, typer.Argument(help="The shot: a video (.mov, .mp4, .mkv) or frames like plate.%04d.exr.")
+    ],
+    output: Annotated[
+        str,
+        Opt(
+            "-o",
+            "--output",
+            help="Frames like paint.%04d.exr (the input's numbers), or a video (.mov, .mp4).",
+        ),
+    ],
+    frames: Annotated[str | None, Opt(help="Frames to render, e.g. 1001-1100. [default: all]")] = None,
+    allow_gaps: Annotated[bool, Opt(help="Render the frames that exist when some are missing.")] = False,
+    fps: Annotated[float | None, Opt(help="Frame rate of an image sequence. [default: 24]")] = None,
+    input_colorspace: Annotated[
+        str | None, Opt(help="e.g. ACEScg, sRGB, ARRI LogC4. [default: ACEScg for EXR, else sRGB]")
+    ] = None,
+    output_colorspace: Annotated[str | None, Opt(help="[default: the input's]")] = None,
+    encode: Annotated[str | None, Opt(help="Also write a video: prores or h264, at the shot's rate.")] = None,
+    temporal_weight: Annotated[
+        float | None, Opt(help=f"Temporal coherence; 0 paints frames independently. {_d('temporal_weight')}")
+    ] = None,
+    first_iterations: Annotated[
+        int | None, Opt(help="Iterations of the first frame. [default: twice --iterations]")
+    ] = None,
+    force: Annotated[bool, Opt("--force", help="Replace frames of another look in OUTPUT.")] = False,
+    style: StyleOpt = None,
+    u: UOpt = None,
+    iterations: IterationsOpt = None,
+    size: SizeOpt = None,
+    output_size: OutputSizeOpt = None,
+    upscale: UpscaleOpt = None,
+    refine_iterations: RefineOpt = None,
+    network: NetworkOpt = None,
+    init: InitOpt = None,
+    optimizer: OptimizerOpt = None,
+    seed: SeedOpt = None,
+    style_crop: CropOpt = None,
+    style_scale: StyleScaleOpt = None,
+    style_weights: StyleWeightsOpt = None,
+    mask: MaskOpt = None,
+    u_map: UMapOpt = None,
+    color: ColorOpt = None,
+    tv_weight: TvOpt = None,
+    pooling: PoolingOpt = None,
+    look: LookOpt = None,
+    save_look: SaveLookOpt = None,
+    bit_depth: BitDepthOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    max_memory: MaxMemoryOpt = None,
+    tile_size: TileOpt = None,
+    precision: PrecisionOpt = "fp32",
+    quiet: QuietOpt = False,
+) -> None:
+    """Paint a shot frame by frame, steady in time; re-running it renders only what is missing."""
+    from reverie.shots import render_shot_cli, require_shots_extra
+
+    require_shots_extra()
+    from reverie.pipeline.shot import ShotSpec
+
+    chosen = _chosen_look(
+        look,
+        style,
+        u=u,
+        iterations=iterations,
+        size=size,
+        network=network,
+        init=init,
+        optimizer=optimizer,
+        seed=seed,
+        style_scale=style_scale,
+        color=color,
+        tv_weight=tv_weight,
+        pooling=pooling,
+        style_crop=style_crop,
+        style_weights=style_weights,
+        mask=mask,
+        u_map=u_map,
+        upscale=upscale,
+        refine_iterations=refine_iterations,
+        temporal_weight=temporal_weight,
+        first_iterations=first_iterations,
+    )
+    spec = ShotSpec(
+        input=input,
+        output=output,
+        frames=frames,
+        allow_gaps=allow_gaps,
+        fps=fps,
+        input_colorspace=input_colorspace,
+        output_colorspace=output_colorspace,
+        encode=encode,
+        output_size=output_size,
+        bit_depth=bit_depth,
+        force=force,
+    )
+    runtime = _runtime(device, precision, weights, max_memory, tile_size)
+    render_shot_cli(spec, chosen, runtime, save_look=save_look, quiet=quiet)
+
+
+@app.command()
+def flicker(
+    output: Annotated[str, typer.Argument(help="Painted frames (paint.%04d.exr) or a painted video.")],
+    input: Annotated[str, Opt("--input", help="The shot they were painted from (frames or video).")],
+    frames: Annotated[str | None, Opt(help="Frames to measure, e.g. 1001-1100. [default: all]")] = None,
+    json_out: Annotated[Path | None, Opt("--json", help="Also write the figures to this JSON file.")] = None,
+) -> None:
+    """Temporal stability: the mean warping error between consecutive painted frames (flow from INPUT)."""
+    from reverie.shots import flicker_cli
+
+    flicker_cli(output, input, frames, json_out)
 
 
 @app.command()

@@ -1,5 +1,6 @@
-"""Rendering a still to files: inputs checked before the long part, progress on the terminal, the image
-and its JSON record written atomically. The CLI and other shells call `render_still`."""
+"""Rendering stills and sweeps to files, with progress on the terminal: inputs checked before the long
+part, every file written atomically. The CLI and other shells call `render_still` and `render_sweep`;
+shots are in `reverie.shots`."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from conftest import photo
-from reverie.core.transfer import IterationEvent, Objective, transfer
+from reverie.core.losses import temporal_loss
+from reverie.core.transfer import IterationEvent, Objective, Temporal, transfer
 from reverie.look import Look
 from reverie.samples import sample_painting
 
@@ -75,3 +76,26 @@ def test_mixed_init_starts_between_content_and_style(vgg16, pair):
     look = Look(init="mixed", iterations=1, optimizer="adam", adam_lr=1e-6)
     transfer(content, [style], look, vgg16, callback=lambda e: seen.append(e.image.clone()))
     assert 0 < (seen[0] - content).abs().mean() < 0.1 * (style - content).abs().mean()
+
+
+def test_temporal_term_holds_trusted_pixels_and_frees_the_rest(vgg16, pair):
+    """Where the mask trusts the flow the frame stays at the warped previous frame; elsewhere it paints."""
+    content, style = pair
+    look = Look(u=4, iterations=15)
+    free = transfer(content, [style], look, vgg16).image
+    target = content.flip(-1)  # a 'previous frame' far from what the style term alone would paint
+    mask = torch.zeros(1, 1, *content.shape[-2:])
+    mask[..., :, : content.shape[-1] // 2] = 1
+    held = transfer(content, [style], look, vgg16, temporal=Temporal(target, mask, weight=100.0)).image
+    left, right = (slice(None), slice(None), slice(None), slice(0, 24)), (..., slice(40, None))
+    assert (held[left] - target[left]).abs().mean() < 0.25 * (free[left] - target[left]).abs().mean()
+    # Far from the trusted half the frame paints as if unconstrained (the receptive fields overlap).
+    assert (held[right] - free[right]).abs().mean() < 0.5 * (held[left] - free[left]).abs().mean()
+
+
+def test_temporal_loss_is_a_masked_mean():
+    image, target = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 2.0)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    assert temporal_loss(image, target, mask).item() == pytest.approx(4.0 * 0.5)
+    assert temporal_loss(image, target, torch.zeros_like(mask)).item() == 0.0

@@ -53,7 +53,9 @@ def test_resolve_names_aliases_and_case(name, canonical):
     assert resolve_colorspace(name) == canonical
 
 
-@pytest.mark.parametrize(("name", "close"), [("ACEScgg", "ACEScg"), ("LogC5", "ARRI LogC4"), ("srbg", "sRGB")])
+@pytest.mark.parametrize(
+    ("name", "close"), [("ACEScgg", "ACEScg"), ("LogC5", "ARRI LogC4"), ("srbg", "sRGB")]
+)
 def test_unknown_colourspace_is_one_line_with_close_names(name, close):
     with pytest.raises(ReverieError) as info:
         resolve_colorspace(name)

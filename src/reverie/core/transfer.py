@@ -72,6 +72,10 @@ Callback = Callable[[IterationEvent], None]
 
 _MIN_U_MAP = 0.01  # black in a u-map: the content term weighs 100x there, the style term nothing
 
+TEMPORAL_SCALE = 1e4
+"""Brings the temporal term (a mean of squared pixel differences) to the style term's scale, so that a
+temporal weight of about 1 holds a shot steady (calibrated on test clips; see the README's figures)."""
+
 
 @dataclass(frozen=True)
 class Guidance:
@@ -112,9 +116,10 @@ class Temporal:
 
     target: (1, 3, H, W) 0-255, the previous stylised frame warped into this one by the optical flow,
     in the same colour space as the content the network sees. mask: (1, 1, H, W) 0..1, 0 where the flow
-    is not trusted. weight: the look's temporal weight. The term is weight * 10**u * mean(mask * diff**2)
-    (see `temporal_loss`): scaled with the style term, which dominates a frame's loss, so one temporal
-    weight holds a shot steady at every u.
+    is not trusted. weight: the look's temporal weight. The term is
+    weight * TEMPORAL_SCALE * 10**u * mean(mask * diff**2) (see `temporal_loss`): scaled with the style
+    term, which dominates a frame's loss, so one temporal weight holds a shot steady at every u. Both
+    terms' per-pixel gradients fall with the pixel count alike, so it holds at every size too.
     """
 
     target: Tensor
@@ -265,7 +270,8 @@ class Objective:
         temporal = self.temporal
         if temporal is None or temporal.weight == 0:
             return image.new_zeros((), dtype=torch.float32)
-        return temporal_loss(image, temporal.target, temporal.mask) * (temporal.weight * self.style_weight)
+        scale = temporal.weight * TEMPORAL_SCALE * self.style_weight
+        return temporal_loss(image, temporal.target, temporal.mask) * scale
 
 
 def _resize_map(guide: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:

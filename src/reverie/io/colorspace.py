@@ -114,7 +114,8 @@ def _unknown_message(name: str, key: str) -> str:
     close = difflib.get_close_matches(key.casefold(), spellings, n=20, cutoff=0.5)
     names = list(dict.fromkeys(spellings[c] for c in close))[:5]
     if names:
-        return f"unknown colourspace {name!r}: did you mean {', '.join(names)}? (OpenColorIO studio config names)"
+        shown = ", ".join(names)
+        return f"unknown colourspace {name!r}: did you mean {shown}? (OpenColorIO studio config names)"
     return (
         f"unknown colourspace {name!r}: use an OpenColorIO studio config name, e.g. ACEScg, ARRI LogC4, "
         f"ACEScct or {NETWORK_COLORSPACE}"

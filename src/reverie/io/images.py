@@ -40,6 +40,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "atomic_path",
     "atomic_write_bytes",
+    "check_location",
     "check_writable",
     "fit_long_side",
     "image_size",
@@ -490,8 +491,14 @@ def check_writable(path: str | os.PathLike) -> None:
     Checks the suffix, that the directory exists (it is not created), and that a file can be created and
     removed there; an existing target must not be a directory.
     """
+    _output_format(_name(path), path)
+    check_location(path)
+
+
+def check_location(path: str | os.PathLike) -> None:
+    """Fail now if no file can be written at `path` (whatever its format): the directory must exist and
+    take a new file, and the target must not be a directory."""
     name, target = _name(path), Path(path)
-    _output_format(name, path)
     _check_target(name, target)
     try:
         _new_temp(target).unlink()
