@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -24,7 +26,7 @@ from reverie.runtime import Runtime
 
 if TYPE_CHECKING:  # the shot modules import the shots extra's packages
     from reverie.pipeline.flow import FlickerReport
-    from reverie.pipeline.shot import ShotReport, ShotSpec
+    from reverie.pipeline.shot import Clip, ShotReport, ShotSpec
 
 _EXTRA_MODULES = {"av": "PyAV", "cv2": "OpenCV", "OpenImageIO": "OpenImageIO", "PyOpenColorIO": "OpenColorIO"}
 
@@ -125,26 +127,43 @@ def _shot_table(report: ShotReport, path: Path) -> Table:
 def flicker_cli(output: str, input: str, frames: str | None, json_out: Path | None) -> FlickerReport:
     """`reverie flicker`: per-frame and overall warping error of painted frames against their shot."""
     require_shots_extra()
-    from reverie.io import colorspace as cs
+    from reverie.io.video import is_video
     from reverie.pipeline.flow import measure_flicker
-    from reverie.pipeline.shot import ShotSpec, open_clip
+    from reverie.pipeline.shot import ShotSpec, open_clip, written_colorspace
 
-    spec = ShotSpec(input=input, output=output, frames=frames)
-    plates = open_clip(spec)
-    painted = open_clip(ShotSpec(input=output, output=output, frames=frames))
-    missing = sorted(set(plates.frames) - set(painted.frames))
-    if missing:
+    plates = open_clip(ShotSpec(input=input, output=output, frames=frames))
+    # A painted video is numbered from 1 whatever the plates' numbers: frames then pair by position.
+    chosen = None if is_video(output) and not is_video(input) else frames
+    painted = open_clip(ShotSpec(output, output, chosen, input_colorspace=written_colorspace(output)))
+    if len(painted.frames) != len(plates.frames):
         raise ReverieError(
-            f"{output} lacks {len(missing)} of the input's frames (first {missing[0]}): finish the render "
-            "or measure fewer frames with --frames"
+            f"{output} has {len(painted.frames)} frames but {input} has {len(plates.frames)}: measure the "
+            "frames both have with --frames, or finish the render"
         )
-    report = measure_flicker(
-        [cs.to_display(plates.read(n), plates.colorspace) for n in plates.frames],
-        [cs.to_display(painted.read(n), painted.colorspace) for n in plates.frames],
-    )
+    report = measure_flicker(_Frames(plates, plates.frames), _Frames(painted, painted.frames))
     for number, value in zip(plates.frames[1:], report.per_frame, strict=True):
         print(f"frame {number}: {value:.4e}")
     print(f"flicker (mean warping error over {len(report.per_frame)} frame pairs): {report.mean:.4e}")
     if json_out is not None:
         atomic_write_bytes(json_out, json.dumps(report.to_dict(), indent=2).encode())
     return report
+
+
+class _Frames(Sequence[np.ndarray]):
+    """A clip's frames in display colours, read when indexed: a long shot never sits in memory whole
+    (measuring reads each frame as the second of one pair and the first of the next, hence the cache)."""
+
+    def __init__(self, clip: Clip, numbers: tuple[int, ...]) -> None:
+        self.clip, self.numbers = clip, numbers
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        from reverie.io import colorspace as cs
+
+        if index not in self.cache:
+            self.cache = {k: v for k, v in self.cache.items() if k == index - 1}
+            self.cache[index] = cs.to_display(self.clip.read(self.numbers[index]), self.clip.colorspace)
+        return self.cache[index]

@@ -39,7 +39,7 @@ from reverie.io.sequences import (
 from reverie.io.video import check_codec, default_video_codec, encode_video, is_video, open_video
 from reverie.look import Look
 from reverie.pipeline.flow import Motion, motion, warp, warping_error
-from reverie.pipeline.manifest import Manifest, open_manifest
+from reverie.pipeline.manifest import Manifest, load_manifest, open_manifest
 from reverie.runtime import Runtime
 
 DISPLAY = "sRGB Encoded Rec.709 (sRGB)"
@@ -86,7 +86,7 @@ class Target:
 
     @property
     def manifest_path(self) -> Path:
-        return self.pattern.path(0).with_name(f"{_stem(self.pattern)}.manifest.json")
+        return manifest_path(self.pattern)
 
     @property
     def report_path(self) -> Path:
@@ -133,6 +133,20 @@ class ShotReport:
         }
 
 
+def manifest_path(pattern: SequencePattern) -> Path:
+    """paint.%04d.exr -> paint.manifest.json beside the frames."""
+    return pattern.path(0).with_name(f"{_stem(pattern)}.manifest.json")
+
+
+def written_colorspace(output: str) -> str | None:
+    """The colourspace a Reverie render wrote frames in (from their manifest), if one did."""
+    pattern = parse_pattern(output)
+    if pattern is None:
+        return None
+    found = load_manifest(manifest_path(pattern))
+    return found.key.get("colorspace") if found is not None else None
+
+
 def open_clip(spec: ShotSpec) -> Clip:
     """The input shot: a video file, or an image sequence (pattern with %04d or ####)."""
     if is_video(spec.input):
@@ -173,9 +187,10 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
         colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace)
     if video is not None:
         check_codec(codec, video)
-        check_location(video)
     pattern.path(clip.frames[0]).parent.mkdir(parents=True, exist_ok=True)
     check_frame_writable(pattern.path(clip.frames[0]))
+    if video is not None:
+        check_location(video)
     return Target(pattern, colour, video, codec, spec.bit_depth)
 
 
@@ -224,7 +239,8 @@ class _Painter:
 
     def paint(self, number: int, index: int, todo: int, manifest: Manifest) -> dict[str, Any]:
         started = time.perf_counter()
-        plate = cs.to_display(self.clip.read(number), self.clip.colorspace)
+        stored = self.clip.read(number)
+        plate = cs.to_display(stored, self.clip.colorspace)
         before = self._previous(number, manifest)
         # The flow serves the temporal chain and the flicker measure, so it is computed either way.
         moved = motion(before[0], plate) if before is not None else None
@@ -240,7 +256,7 @@ class _Painter:
             callback=self.events.iteration,
             continuity=continuity,
         )
-        self._write(number, result.image, plate)
+        self._write(number, result.image, plate, stored)
         flicker = _flicker(before, moved, result.image)
         self.previous = (number, plate, result.image)
         return _entry(self.target.pattern.path(number), result, time.perf_counter() - started, flicker, moved)
@@ -274,11 +290,13 @@ class _Painter:
         at_size = moved.resized(painted.shape[1], painted.shape[0])
         return Continuity(warped=warp(painted, at_size.flow), mask=at_size.mask)
 
-    def _write(self, number: int, painted: np.ndarray, plate: np.ndarray) -> None:
+    def _write(self, number: int, painted: np.ndarray, plate: np.ndarray, stored: np.ndarray) -> None:
         colour = self.target.colorspace
-        # Scene-referred output: painted highlights may not exceed the plate's own range.
-        ceiling = None if cs.is_display_referred(colour) else float(plate.max())
-        out = cs.from_display(painted, colour, ceiling)
+        out = cs.from_display(painted, colour, None if cs.is_display_referred(colour) else float(plate.max()))
+        if colour == self.clip.colorspace and not cs.is_display_referred(colour):
+            # Scene-referred: painted highlights may not exceed the plate's own range (a saturated
+            # stroke near display white would otherwise invert to a value far above anything shot).
+            out = np.clip(out, min(float(stored.min()), 0.0), float(stored.max()))
         write_frame(self.target.pattern.path(number), out, bit_depth=self.target.bit_depth)
 
 
