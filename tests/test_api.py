@@ -57,7 +57,7 @@ def test_color_match_brings_the_palette_to_the_plate():
 
 def test_output_size_and_default_size():
     plate, painting = photo(60, 80), sample_painting(64)
-    look = Look(iterations=2, size=40)
+    look = Look(iterations=2, size=40, refine_iterations=2)
     assert stylize(plate, painting, look).image.shape == (60, 80, 3)
     result = stylize(plate, painting, look, output_size=200)
     assert result.image.shape == (150, 200, 3)

@@ -40,6 +40,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "atomic_path",
     "atomic_write_bytes",
+    "check_input_file",
     "check_location",
     "check_writable",
     "fit_long_side",
@@ -104,19 +105,22 @@ class _StrictPillow:
                 ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = _StrictPillow._saved
 
 
-def _check_input_file(name: str, path: Path) -> None:
+def check_input_file(name: str, path: Path, kind: str = "image") -> int:
+    """The file's size, after checking it is a non-empty regular file (of an image, or a video...)."""
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         raise _fail(f"{name} does not exist: check the path and the spelling") from None
     except PermissionError:
         raise _fail(f"cannot read {name}: permission denied; check the file's permissions") from None
+    a = "an" if kind[0] in "aeiou" else "a"
     if stat.S_ISDIR(st.st_mode):
-        raise _fail(f"{name} is a directory, not an image file: give the path of an image file")
+        raise _fail(f"{name} is a directory, not {a} {kind} file: give the path of {a} {kind} file")
     if not stat.S_ISREG(st.st_mode):
-        raise _fail(f"{name} is not a regular file (a pipe or device?): give the path of an image file")
+        raise _fail(f"{name} is not a regular file (a pipe or device?): give the path of {a} {kind} file")
     if st.st_size == 0:
         raise _fail(f"{name} is empty (0 bytes): the export or copy failed; export or copy it again")
+    return st.st_size
 
 
 _MAGIC = {
@@ -183,7 +187,7 @@ def _reason(err: BaseException) -> str:
 @contextlib.contextmanager
 def _opened(path: str | os.PathLike) -> Iterator[tuple[str, Path, Image.Image]]:
     name, p = _name(path), Path(path)
-    _check_input_file(name, p)
+    check_input_file(name, p)
     with _StrictPillow(), _open(name, p) as im:
         yield name, p, im
 

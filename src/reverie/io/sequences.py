@@ -23,10 +23,10 @@ import OpenImageIO as oiio
 
 from reverie.io.colorspace import default_colorspace, resolve_colorspace
 from reverie.io.images import (
-    _check_input_file,
     _fail,
     _name,
     atomic_path,
+    check_input_file,
     check_location,
 )
 
@@ -206,7 +206,7 @@ def _reason(text: str) -> str:
 
 def _open_input(path: Path) -> oiio.ImageInput:
     name = _name(path)
-    _check_input_file(name, path)  # missing, empty, directory...: clearer than OpenImageIO's words
+    check_input_file(name, path)  # missing, empty, directory...: clearer than OpenImageIO's words
     inp = oiio.ImageInput.open(name)
     if inp is None:
         raise _fail(f"cannot read {name}: {_reason(oiio.geterror())}; re-render or copy it again")

@@ -22,7 +22,6 @@ import contextlib
 import math
 import numbers
 import os
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reverie.errors import ReverieError
-from reverie.io.images import atomic_path
+from reverie.io.images import atomic_path, check_input_file
 
 if TYPE_CHECKING:
     import av
@@ -142,23 +141,12 @@ def check_codec(codec: str, path: str | os.PathLike) -> None:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def _check_input_file(name: str, path: Path) -> int:
+def _readable_video(name: str, path: Path) -> int:
     """The file's size, after checking it is a non-empty regular file we may read."""
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise _fail(f"{name} does not exist: check the path and the spelling") from None
-    except PermissionError:
-        raise _fail(f"cannot read {name}: permission denied; check the file's permissions") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _fail(f"{name} is a directory, not a video file: give the path of a video file")
-    if not stat.S_ISREG(st.st_mode):
-        raise _fail(f"{name} is not a regular file (a pipe or device?): give the path of a video file")
-    if st.st_size == 0:
-        raise _fail(f"{name} is empty (0 bytes): the export or copy failed; export or copy it again")
+    size = check_input_file(name, path, kind="video")
     if not os.access(path, os.R_OK):
         raise _fail(f"cannot read {name}: permission denied; check the file's permissions")
-    return st.st_size
+    return size
 
 
 def _head(path: Path, size: int = 4096) -> bytes:
@@ -479,7 +467,7 @@ def open_video(path: str | os.PathLike, frames: list[int] | None = None) -> Vide
     stream, a file found damaged or truncated, or frame numbers beyond the end of the clip.
     """
     name, p = os.fsdecode(path), Path(path)
-    file_size = _check_input_file(name, p)
+    file_size = _readable_video(name, p)
     count = _count_frames(name, p, file_size)
     return VideoClip(p, count, _select(name, frames, count))
 
