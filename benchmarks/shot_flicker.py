@@ -49,6 +49,9 @@ class _Quiet:
     def __init__(self) -> None:
         self.entries: list[dict] = []
 
+    def shot_started(self, frames: int, finished: int) -> None:
+        pass
+
     def frame_started(self, number: int, index: int, todo: int, iterations: int) -> None:
         pass
 

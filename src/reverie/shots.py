@@ -57,6 +57,9 @@ class _ShotProgress:
         self.frames = self.progress.add_task("frames", total=frames, info="")
         self.iterations = self.progress.add_task("  frame", total=1, info="")
 
+    def shot_started(self, frames: int, finished: int) -> None:
+        self.progress.update(self.frames, total=frames, completed=finished)
+
     def frame_started(self, number: int, index: int, todo: int, iterations: int) -> None:
         self.progress.reset(self.iterations, total=iterations, description=f"  frame {number}", info="")
 
@@ -83,7 +86,7 @@ def render_shot_cli(
 ) -> ShotReport:
     """`reverie render`: the shot with progress bars, then its report (table + JSON beside the frames)."""
     require_shots_extra()
-    from reverie.pipeline.shot import open_clip, plan_target, render_shot
+    from reverie.pipeline.shot import open_clip, render_shot
 
     if save_look is not None and save_look.suffix.lower() != ".toml":
         raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
@@ -97,17 +100,14 @@ def render_shot_cli(
     if save_look is not None:
         atomic_write_bytes(save_look, look.to_toml().encode())
     with _ShotProgress(console, len(clip.frames)) as events:
-        events.progress.update(events.frames, completed=0)
-        report = render_shot(spec, look, runtime, events)
-    target = plan_target(spec, clip)
-    atomic_write_bytes(target.report_path, json.dumps(report.to_dict(), indent=2).encode())
-    console.print(_shot_table(report, target.report_path))
+        report = render_shot(spec, look, runtime, events, clip)
+    console.print(_shot_table(report))
     return report
 
 
-def _shot_table(report: ShotReport, path: Path) -> Table:
+def _shot_table(report: ShotReport) -> Table:
     data = report.to_dict()
-    table = Table(title=f"shot report ({path})", show_header=False)
+    table = Table(title=f"shot report ({report.path})", show_header=False)
     per_frame = data["seconds_per_frame_median"]
     rows = [
         ("frames", f"{report.frames} ({report.rendered} rendered, {report.skipped} already finished)"),

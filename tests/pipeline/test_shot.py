@@ -27,6 +27,9 @@ class Events:
     def __init__(self) -> None:
         self.finished: list[dict] = []
 
+    def shot_started(self, frames, finished) -> None:
+        pass
+
     def frame_started(self, number, index, todo, iterations) -> None:
         pass
 

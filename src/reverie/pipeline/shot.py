@@ -12,6 +12,7 @@ temporal chain resumes from the last finished frame. This module prints nothing:
 from __future__ import annotations
 
 import datetime
+import json
 import statistics
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from reverie.api import Continuity, StylizeResult, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io import colorspace as cs
-from reverie.io.images import check_location, read_image
+from reverie.io.images import atomic_write_bytes, check_location, read_image
 from reverie.io.sequences import (
     SequencePattern,
     check_frame_writable,
@@ -96,6 +97,7 @@ class Target:
 class ShotEvents(Protocol):
     """What a shell (progress bar, web page, farm driver) hears of a render."""
 
+    def shot_started(self, frames: int, finished: int) -> None: ...
     def frame_started(self, number: int, index: int, todo: int, iterations: int) -> None: ...
     def iteration(self, event: IterationEvent) -> None: ...
     def frame_finished(self, number: int, entry: dict[str, Any]) -> None: ...
@@ -115,6 +117,8 @@ class ShotReport:
     look_hash: str = ""
     output: str = ""
     video: str | None = None
+    path: Path | None = None
+    """Where the report is kept (beside the frames)."""
 
     def to_dict(self) -> dict[str, Any]:
         per_frame = statistics.median(self.seconds) if self.seconds else None
@@ -194,18 +198,24 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
     return Target(pattern, colour, video, codec, spec.bit_depth)
 
 
-def render_shot(spec: ShotSpec, look: Look, runtime: Runtime, events: ShotEvents) -> ShotReport:
-    """Render every unfinished frame of the shot, then encode the video and measure the flicker."""
-    clip = open_clip(spec)
-    target = plan_target(spec, clip)
-    styles = [read_image(p) for p in look.styles]
-    if not styles:
+def render_shot(
+    spec: ShotSpec, look: Look, runtime: Runtime, events: ShotEvents, clip: Clip | None = None
+) -> ShotReport:
+    """Render every unfinished frame of the shot, then encode the video and measure the flicker.
+
+    clip: the input, if the caller opened it already (`open_clip(spec)`).
+    """
+    if not look.styles:
         raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
+    styles = [read_image(p) for p in look.styles]
+    clip = clip or open_clip(spec)
+    target = plan_target(spec, clip)
     key = _key(spec, look, target)
     manifest = open_manifest(target.manifest_path, key, _existing(target, clip), force=spec.force)
     done = manifest.finished(target.pattern.path)
     todo = [n for n in clip.frames if n not in done]
     report = ShotReport(len(clip.frames), 0, len(clip.frames) - len(todo), look_hash=look.hash())
+    events.shot_started(report.frames, report.skipped)
     painter = _Painter(clip, target, look, runtime, styles, spec.output_size, events)
     for index, number in enumerate(todo):
         entry = painter.paint(number, index, len(todo), manifest)
@@ -214,9 +224,10 @@ def render_shot(spec: ShotSpec, look: Look, runtime: Runtime, events: ShotEvents
         report.device = entry["device"]
         report.rendered += 1
         events.frame_finished(number, entry)
-    _finish_report(report, manifest, clip, target)
     if target.video is not None:
         encode_video(_display_frames(target, clip), target.video, fps=_rate(clip), codec=target.codec or "")
+    _finish_report(report, manifest, clip, target)
+    atomic_write_bytes(target.report_path, json.dumps(report.to_dict(), indent=2).encode())
     return report
 
 
@@ -334,6 +345,7 @@ def _finish_report(report: ShotReport, manifest: Manifest, clip: Clip, target: T
     report.flicker = statistics.fmean(report.flicker_per_frame.values()) if report.flicker_per_frame else None
     report.output = target.pattern.text
     report.video = str(target.video) if target.video else None
+    report.path = target.report_path
 
 
 def _display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
