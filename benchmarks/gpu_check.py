@@ -30,7 +30,6 @@ from reverie.io.images import read_image, resize
 from reverie.look import Look
 from reverie.samples import sample_painting
 
-FRAME = (1920, 1080)
 STAGES = [(480, 160), (960, 64), (1920, 512)]  # the last stage runs only until the film's loss is reached
 
 
@@ -41,13 +40,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--weights", help="VGG16 checkpoint (default: the packaged weights)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--film-iterations", type=int, default=512)
-    return parser.parse_args(argv)
+    # For a dry run of this script on a CPU at a tiny size: --device cpu --frame 128x72 --uhd 256x144.
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--frame", default="1920x1080")
+    parser.add_argument("--uhd", default="3840x2160")
+    args = parser.parse_args(argv)
+    args.frame = tuple(int(v) for v in args.frame.split("x"))
+    args.uhd = tuple(int(v) for v in args.uhd.split("x"))
+    return args
 
 
-def plate(path: str | None) -> np.ndarray:
-    """The content at exactly 1920x1080 (centre-cropped to 16:9)."""
+def plate(path: str | None, frame: tuple[int, int]) -> np.ndarray:
+    """The content at exactly `frame` (width, height), centre-cropped to 16:9."""
     if path is None:
-        y, x = np.mgrid[0:1080, 0:1920] / 1080.0
+        y, x = np.mgrid[0 : frame[1], 0 : frame[0]] / frame[1]
         image = np.stack([0.5 + 0.4 * np.sin(3 * x), 0.5 + 0.4 * np.cos(2 * y), 0.4 + 0.3 * x * y / 2], -1)
         return image.clip(0, 1).astype(np.float32)
     image = read_image(path)
@@ -55,68 +61,83 @@ def plate(path: str | None) -> np.ndarray:
     target_h = min(h, round(w * 9 / 16))
     target_w = round(target_h * 16 / 9)
     top, left = (h - target_h) // 2, (w - target_w) // 2
-    return resize(image[top : top + target_h, left : left + target_w], FRAME)
+    return resize(image[top : top + target_h, left : left + target_w], frame)
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 8192, repeats: int = 10) -> float:
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 8192, repeats: int = 10) -> float:
     """TFLOP/s of an n^3 matmul: the GPU's practical matrix peak for that precision."""
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
-    torch.cuda.synchronize()
+    quality.sync(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    torch.cuda.synchronize()
+    quality.sync(device)
     return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e12
 
 
-def big_frame(net, style: np.ndarray, look: Look) -> dict:
+def big_frame(net, style: np.ndarray, look: Look, device: torch.device, size: tuple[int, int]) -> dict:
     """16 bf16 iterations at 3840x2160: it fits, and at what speed."""
-    uhd = resize(plate(None), (3840, 2160))
-    torch.cuda.reset_peak_memory_stats()
-    stage = [(3840, 16)]
-    run = quality.schedule(net, uhd, style, look, torch.device("cuda"), stage, -1.0, torch.bfloat16, 1000)
+    reset_memory(device)
+    stage = [(max(size), 16)]
+    run = quality.schedule(net, plate(None, size), style, look, device, stage, -1.0, torch.bfloat16, 1000)
     return {
-        "size": "3840x2160",
+        "size": f"{size[0]}x{size[1]}",
         "iterations": run.iterations[0],
         "seconds_per_iteration": run.seconds / max(run.iterations[0], 1),
-        "gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "gpu_memory_gib": peak_memory(device),
     }
+
+
+def reset_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory(device: torch.device) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if not torch.cuda.is_available():
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU visible to PyTorch")
-    device = torch.device("cuda")
-    net, source = network("vgg16", "max", args.weights, "cuda")
-    frame = plate(args.content)
+    net, source = network("vgg16", "max", args.weights, str(device))
+    frame = plate(args.content, args.frame)
     style = read_image(args.style) if args.style else sample_painting(1024)
-    look = Look(u=4.0, size=1920)
-    peak = {"bf16_tflops": matmul_peak(torch.bfloat16), "tf32_tflops": matmul_peak(torch.float32)}
-    print(f"{torch.cuda.get_device_name()} · torch {torch.__version__} · weights {source}", flush=True)
+    look = Look(u=4.0, size=max(args.frame))
+    n = 8192 if device.type == "cuda" else 512
+    peak = {
+        "bf16_tflops": matmul_peak(device, torch.bfloat16, n),
+        "tf32_tflops": matmul_peak(device, torch.float32, n),
+    }
+    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(f"{gpu} · torch {torch.__version__} · weights {source}", flush=True)
     print(f"matmul peak: bf16 {peak['bf16_tflops']:.0f} TFLOP/s, tf32 {peak['tf32_tflops']:.0f}", flush=True)
 
-    torch.cuda.reset_peak_memory_stats()
+    reset_memory(device)
     film = quality.film(net, frame, style, look, device, args.film_iterations)
-    film_memory = torch.cuda.max_memory_allocated() / 2**30
+    film_memory = peak_memory(device)
     print(f"film settings: {film.seconds:.1f} s, loss {film.loss:.4g}", flush=True)
 
-    torch.cuda.reset_peak_memory_stats()
-    fast = quality.schedule(net, frame, style, look, device, STAGES, film.loss, torch.bfloat16)
-    fast_memory = torch.cuda.max_memory_allocated() / 2**30
+    reset_memory(device)
+    stages = [(round(side * max(args.frame) / 1920), its) for side, its in STAGES]
+    fast = quality.schedule(net, frame, style, look, device, stages, film.loss, torch.bfloat16)
+    fast_memory = peak_memory(device)
     print(f"fast schedule: {fast.seconds:.1f} s, loss {fast.loss:.4g}, reached {fast.reached}", flush=True)
 
-    uhd = big_frame(net, style, look)
-    per_eval = flops.gatys_iteration_flops("vgg16", *FRAME[::-1], *_layers(look))
+    uhd = big_frame(net, style, look, device, args.uhd)
+    per_eval = flops.gatys_iteration_flops("vgg16", args.frame[1], args.frame[0], *_layers(look))
     report = {
-        "gpu": torch.cuda.get_device_name(),
+        "gpu": gpu,
         "torch": torch.__version__,
+        "frame": f"{args.frame[0]}x{args.frame[1]}",
         "peak": peak,
         "film": {**film.__dict__, "gpu_memory_gib": film_memory},
-        "fast": {**fast.__dict__, "stages": STAGES, "gpu_memory_gib": fast_memory},
+        "fast": {**fast.__dict__, "stages": stages, "gpu_memory_gib": fast_memory},
         "speedup": film.seconds / fast.seconds,
         "uhd": uhd,
         "gflop_per_evaluation_1080p": per_eval / 1e9,
@@ -151,7 +172,7 @@ def print_table(report: dict) -> None:
         ("speed-up", f"{report['speedup']:.1f}x"),
         ("GPU memory (film / fast)", f"{film['gpu_memory_gib']:.1f} / {fast['gpu_memory_gib']:.1f} GiB"),
         ("film run: share of TF32 matmul peak", f"{film['utilisation_of_tf32_peak']:.0%}"),
-        ("3840x2160", f"{uhd['seconds_per_iteration']:.3f} s/iteration, {uhd['gpu_memory_gib']:.1f} GiB"),
+        (uhd["size"], f"{uhd['seconds_per_iteration']:.3f} s/iteration, {uhd['gpu_memory_gib']:.1f} GiB"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
