@@ -164,7 +164,7 @@ def print_table(report: dict) -> None:
     rows = [
         ("GPU", report["gpu"]),
         (
-            "film settings, 1920x1080 (512 its fp32)",
+            f"film settings, {report['frame']} ({sum(film['iterations'])} its, fp32)",
             f"{film['seconds']:.1f} s/frame, loss {film['loss']:.4g}",
         ),
         ("Reverie fast schedule to that loss", f"{fast['seconds']:.1f} s/frame ({fast['iterations']} its)"),
