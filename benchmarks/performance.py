@@ -20,6 +20,9 @@ Sections, in order (each adds a key to the JSON and a table; see SECTIONS):
             of the peak of the same precision, peak memory. Each configuration in a fresh subprocess.
   pastiche  the peer (pastiche 1.6.0: VGG19, fp32, torch L-BFGS with max_iter=1 per draw()) at 512x384,
             same images and threads, in a fresh subprocess; and the speed ratios to Reverie.
+  quality   time to quality (quality.py): the film's settings at 512 px (VGG16, u=4, L-BFGS 512
+            iterations, single scale, fp32) against Reverie's coarse-to-fine schedule in fp32 and bf16,
+            run until it reaches the film's loss, judged by one fixed fp32 loss.
 
 Every time is a median of several runs (the machines here are shared and noisy: compare within one run).
 """
@@ -467,6 +470,57 @@ def peer_speed(ctx: Context, report: dict) -> None:
             out.print(f"  {key.replace('_', ' ')}: {value:.2f}x")
 
 
+# ------------------------------------------------------------------------------------------ to quality
+
+# Reverie's fast schedule: a quarter-size pass, then the frame's size until the film's loss is reached.
+QUALITY_STAGES = [(256, 200), (512, 512)]
+
+
+def time_to_quality(ctx: Context, report: dict) -> None:
+    """Wall time of the film's settings (L-BFGS 512 iterations, single scale, fp32) at 512 px, and of
+    Reverie's schedule (coarse-to-fine, fp32 and bf16) until it reaches the same loss, one fp32 loss."""
+    if ctx.args.skip_quality:
+        return
+    import quality
+    from reverie.api import network
+    from reverie.io.images import read_image
+    from reverie.look import Look
+
+    size = ctx.sizes[0]
+    plate, style = read_image(ctx.images[size.name]), read_image(ctx.images["style"])
+    net, _ = network("vgg16", "max", None, str(ctx.device))
+    look = Look(u=4.0, size=max(size.width, size.height))
+    film_its = 16 if ctx.quick else 512
+    progress.print(f"time to quality: the film's settings, {film_its} iterations at {size.name}...")
+    film = quality.film(net, plate, style, look, ctx.device, film_its)
+    stages = [(s * look.size // 512, its) for s, its in QUALITY_STAGES]
+    runs = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        progress.print(f"time to quality: Reverie's schedule {stages}, {name}...")
+        runs[name] = quality.schedule(net, plate, style, look, ctx.device, stages, film.loss, dtype)
+    report["time_to_quality"] = {
+        "size": size.name,
+        "film": film.__dict__,
+        "stages": stages,
+        **{name: {**run.__dict__, "speedup": film.seconds / run.seconds} for name, run in runs.items()},
+    }
+    out.print(quality_table(report["time_to_quality"]))
+
+
+def quality_table(result: dict) -> Table:
+    table = Table(title=f"Time to the film's loss at {result['size']} (VGG16, u=4; one fp32 loss)")
+    for column in ("run", "iterations", "seconds", "loss", "reached", "speed-up"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    film = result["film"]
+    table.add_row("film: L-BFGS 512, single scale, fp32", str(film["iterations"]), f"{film['seconds']:.1f}",
+                  f"{film['loss']:.4g}", "-", "1.00x")  # fmt: skip
+    for name in ("fp32", "bf16"):
+        run = result[name]
+        table.add_row(f"Reverie {result['stages']} {name}", str(run["iterations"]), f"{run['seconds']:.1f}",
+                      f"{run['loss']:.4g}", str(run["reached"]), f"{run['speedup']:.2f}x")  # fmt: skip
+    return table
+
+
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -512,7 +566,6 @@ def environment(ctx: Context, report: dict) -> None:
 
 # Each section is a function (ctx, report) that adds its key(s) to `report` and prints its table. A new
 # section (e.g. time to quality) is one more function appended here.
-SECTIONS = [environment, machine_peak, reverie_speed, peer_speed]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -524,6 +577,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--skip-1080", action="store_true", help="only the 512-px size")
     parser.add_argument("--skip-peer", action="store_true", help="do not run pastiche")
+    parser.add_argument("--skip-quality", action="store_true", help="do not measure time to quality")
     parser.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration (JSON)
     return parser.parse_args(argv)
@@ -535,6 +589,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: PyTorch sees no CUDA GPU")
     return torch.device(name)
+
+
+SECTIONS = [environment, machine_peak, reverie_speed, peer_speed, time_to_quality]
 
 
 def main(argv=None) -> None:
