@@ -5,7 +5,7 @@ space before stylising and the painting is taken back to the plate's own colours
 colourspace knowledge comes from OpenColorIO's built-in ``studio-config-latest`` (ACES 2.0), so names,
 aliases and transforms match what Nuke, Resolve and other OCIO tools use.
 
-Three kinds of colourspace, three rules (decided and measured by the lead):
+Three kinds of colourspace, three rules:
 - display-referred / video-encoded spaces (sRGB, Rec.709 video, display spaces): colourimetric
   conversion to ``sRGB Encoded Rec.709 (sRGB)``;
 - data (``Raw``): passed through, clipped to 0..1;

@@ -43,9 +43,6 @@ from reverie.pipeline.flow import Motion, motion, warp, warping_error
 from reverie.pipeline.manifest import Manifest, load_manifest, open_manifest
 from reverie.runtime import Runtime
 
-DISPLAY = "sRGB Encoded Rec.709 (sRGB)"
-"""The colourspace the network paints in, and that videos are encoded from."""
-
 
 class Clip(Protocol):
     """Frames of a shot: an image sequence or a video."""
@@ -183,7 +180,7 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
         # A video alone is not resumable: its frames live beside it as 16-bit display PNGs.
         folder = video.with_name(f"{video.stem}.frames")
         pattern = require_pattern(str(folder / f"{video.stem}.%04d.png"))
-        colour = DISPLAY
+        colour = cs.NETWORK_COLORSPACE
     else:
         pattern = require_pattern(spec.output)
         codec = spec.encode
