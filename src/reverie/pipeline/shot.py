@@ -284,7 +284,7 @@ class _Painter:
         prev = self.clip.frames[at - 1]
         if self.previous is not None and self.previous[0] == prev:
             return self.previous[1], self.previous[2]
-        if prev not in manifest.finished(self.target.pattern.path):
+        if prev not in manifest.frames or not self.target.pattern.path(prev).is_file():
             return None  # the chain restarts, as at a shot's first frame
         painted = cs.to_display(read_frame(self.target.pattern.path(prev)), self.target.colorspace)
         return cs.to_display(self.clip.read(prev), self.clip.colorspace), painted
