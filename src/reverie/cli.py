@@ -11,6 +11,8 @@ import click
 import typer
 
 from reverie.errors import ReverieError
+from reverie.farm.executors import DEFAULT_RETRIES
+from reverie.farm.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
 from reverie.look import COLOR_MODES, NETWORKS, U_RANGE, U_USEFUL, Look, parse_crop
 from reverie.runtime import Runtime
 from reverie.sweep import (
@@ -212,16 +214,42 @@ def stylize(
 @app.command()
 def render(
     input: Annotated[
-        str, typer.Argument(help="The shot: a video (.mov, .mp4, .mkv) or frames like plate.%04d.exr.")
-    ],
+        str | None,
+        typer.Argument(help="The shot: a video (.mov, .mp4, .mkv) or frames like plate.%04d.exr."),
+    ] = None,
     output: Annotated[
-        str,
+        str | None,
         Opt(
             "-o",
             "--output",
             help="Frames like paint.%04d.exr (the input's numbers), or a video (.mov, .mp4).",
         ),
-    ],
+    ] = None,
+    batch: Annotated[
+        Path | None, Opt(help="A TOML list of shots (inputs, frames, looks, outputs) to render together.")
+    ] = None,
+    farm: Annotated[str, Opt(help="local (this machine) or ray (a Ray cluster).")] = "local",
+    workers: Annotated[
+        int | None, Opt(help="Worker processes (local) or steps at once (ray). [default: 1 local, all ray]")
+    ] = None,
+    address: Annotated[
+        str | None, Opt(help="HOST:PORT of a Ray cluster's head. [default: RAY_ADDRESS, else a private one]")
+    ] = None,
+    retries: Annotated[int, Opt(help="Tries again of a frame whose worker died.")] = DEFAULT_RETRIES,
+    threads: Annotated[
+        int | None, Opt(help="CPU threads per worker. [default: its share of the cores]")
+    ] = None,
+    chunk: Annotated[
+        int | None,
+        Opt(
+            help="Frames per chunk of a steady shot; chunks render in parallel (0: one chain). "
+            f"[default: {DEFAULT_CHUNK}]"
+        ),
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, Opt(help=f"Frames cross-faded between chunks. [default: {DEFAULT_OVERLAP}]")
+    ] = None,
+    report: Annotated[Path | None, Opt(help="Where to write the farm's JSON report.")] = None,
     frames: Annotated[str | None, Opt(help="Frames to render, e.g. 1001-1100. [default: all]")] = None,
     allow_gaps: Annotated[bool, Opt(help="Render the frames that exist when some are missing.")] = False,
     fps: Annotated[float | None, Opt(help="Frame rate of an image sequence. [default: 24]")] = None,
@@ -266,10 +294,12 @@ def render(
     precision: PrecisionOpt = "fp32",
     quiet: QuietOpt = False,
 ) -> None:
-    """Paint a shot frame by frame, steady in time; re-running it renders only what is missing."""
-    from reverie.shots import render_shot_cli, require_shots_extra
+    """Paint a shot (or a --batch of shots) frame by frame, steady in time, on this machine or a Ray
+    farm; re-running it renders only what is missing."""
+    from reverie.shots import FarmOptions, render_cli, require_shots_extra
 
     require_shots_extra()
+    from reverie.farm.batch import load_batch
     from reverie.pipeline.shot import ShotSpec
 
     chosen = _chosen_look(
@@ -295,21 +325,33 @@ def render(
         temporal_weight=temporal_weight,
         first_iterations=first_iterations,
     )
-    spec = ShotSpec(
-        input=input,
-        output=output,
-        frames=frames,
-        allow_gaps=allow_gaps,
-        fps=fps,
-        input_colorspace=input_colorspace,
-        output_colorspace=output_colorspace,
-        encode=encode,
-        output_size=output_size,
-        bit_depth=bit_depth,
-        force=force,
-    )
+    given = {"chunk": chunk, "chunk_overlap": chunk_overlap, "force": force or None}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if batch is not None:
+        if input is not None or output is not None:
+            raise ReverieError("give either --batch SHOTS.toml or INPUT -o OUTPUT, not both")
+        shots = [(s.spec, s.look) for s in load_batch(batch, chosen, **overrides)]
+        report = report or batch.with_suffix(".report.json")
+    elif input is None or output is None:
+        raise ReverieError("give the shot and where to write it: reverie render INPUT -o OUTPUT (or --batch)")
+    else:
+        spec = ShotSpec(
+            input=input,
+            output=output,
+            frames=frames,
+            allow_gaps=allow_gaps,
+            fps=fps,
+            input_colorspace=input_colorspace,
+            output_colorspace=output_colorspace,
+            encode=encode,
+            output_size=output_size,
+            bit_depth=bit_depth,
+            **overrides,
+        )
+        shots = [(spec, chosen)]
     runtime = _runtime(device, precision, weights, max_memory, tile_size)
-    render_shot_cli(spec, chosen, runtime, save_look=save_look, quiet=quiet)
+    options = FarmOptions(farm, workers, address, retries, threads)
+    render_cli(shots, runtime, options, save_look=save_look, report=report, quiet=quiet)
 
 
 @app.command()

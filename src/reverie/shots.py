@@ -1,15 +1,18 @@
 """Rendering shots with progress on the terminal: `reverie render` and `reverie flicker`.
 
-A thin shell over `reverie.pipeline.shot`: two progress bars, the shot report as a table and JSON. The
-shot modules need the `shots` extra (PyAV, OpenCV, OpenImageIO, OpenColorIO); without it these commands
-stop with the install command, and stills keep working.
+A thin shell over `reverie.farm` and `reverie.pipeline`: a progress bar for the batch (and one for the
+current frame's iterations when frames are painted in this process), each shot's report as a table and
+JSON, the farm's report as JSON. The shot modules need the `shots` extra (PyAV, OpenCV, OpenImageIO,
+OpenColorIO); without it these commands stop with the install command, and stills keep working.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +23,13 @@ from rich.table import Table
 
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
+from reverie.farm.executors import DEFAULT_RETRIES
 from reverie.io.images import atomic_write_bytes
 from reverie.look import Look
 from reverie.runtime import Runtime
 
 if TYPE_CHECKING:  # the shot modules import the shots extra's packages
+    from reverie.farm.driver import FarmReport
     from reverie.pipeline.flow import FlickerReport
     from reverie.pipeline.shot import Clip, ShotReport, ShotSpec
 
@@ -41,11 +46,13 @@ def require_shots_extra() -> None:
         )
 
 
-class _ShotProgress:
-    """Two Rich bars: frames of the shot (with the last frame's time and an ETA) and the current frame's
-    iterations. Implements `reverie.pipeline.shot.ShotEvents`."""
+class _FarmProgress:
+    """One Rich bar for the whole batch (frames done, frames per minute, workers alive, ETA) and, when
+    frames are painted in this process, one for the current frame's iterations. Implements
+    `reverie.farm.driver.FarmEvents`."""
 
-    def __init__(self, console: Console, frames: int) -> None:
+    def __init__(self, console: Console, in_process: bool) -> None:
+        self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -54,13 +61,16 @@ class _ShotProgress:
             TimeRemainingColumn(),
             console=console,
         )
-        self.frames = self.progress.add_task("frames", total=frames, info="")
-        self.iterations = self.progress.add_task("  frame", total=1, info="")
+        self.frames = self.progress.add_task("frames", total=1, info="")
+        self.iterations = self.progress.add_task("  frame", total=1, info="", visible=in_process)
+        self.started = time.monotonic()
+        self.done, self.alive, self.last = 0, 0, ""
 
-    def shot_started(self, frames: int, finished: int) -> None:
-        self.progress.update(self.frames, total=frames, completed=finished)
+    def batch_started(self, shots: int, frames: int, finished: int) -> None:
+        label = f"frames of {shots} shots" if shots > 1 else "frames"
+        self.progress.update(self.frames, total=frames, completed=finished, description=label)
 
-    def frame_started(self, number: int, index: int, todo: int, iterations: int) -> None:
+    def step_started(self, shot: str, number: int, iterations: int) -> None:
         self.progress.reset(self.iterations, total=iterations, description=f"  frame {number}", info="")
 
     def iteration(self, event: IterationEvent) -> None:
@@ -68,12 +78,26 @@ class _ShotProgress:
         self.progress.advance(self.iterations)
         self.progress.update(self.iterations, info=losses)
 
-    def frame_finished(self, number: int, entry: dict) -> None:
-        flicker = f" · flicker {entry['flicker']:.2e}" if entry.get("flicker") is not None else ""
-        self.progress.update(self.frames, info=f"last {entry['seconds']:.1f} s/frame{flicker}")
+    def frame_finished(self, shot: str, number: int, entry: dict) -> None:
+        self.done += 1
+        if "seconds" in entry:
+            self.last = f" · last {entry['seconds']:.1f} s/frame"
         self.progress.advance(self.frames)
+        self._info()
 
-    def __enter__(self) -> _ShotProgress:
+    def frame_failed(self, shot: str, number: int, error: str) -> None:
+        self.console.print(f"[red]{shot} frame {number} failed:[/red] {error}")
+
+    def workers(self, alive: int) -> None:
+        self.alive = alive
+        self._info()
+
+    def _info(self) -> None:
+        minutes = max(time.monotonic() - self.started, 1e-6) / 60
+        rate = f"{self.done / minutes:.2f} frames/min · " if self.done else ""
+        self.progress.update(self.frames, info=f"{rate}{self.alive} workers{self.last}")
+
+    def __enter__(self) -> _FarmProgress:
         self.progress.start()
         return self
 
@@ -81,28 +105,78 @@ class _ShotProgress:
         self.progress.stop()
 
 
-def render_shot_cli(
-    spec: ShotSpec, look: Look, runtime: Runtime, *, save_look: Path | None = None, quiet: bool = False
-) -> ShotReport:
-    """`reverie render`: the shot with progress bars, then its report (table + JSON beside the frames)."""
+@dataclass(frozen=True)
+class FarmOptions:
+    """`--farm`, `--workers`, `--address`, `--retries`: where the frames are painted."""
+
+    farm: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    retries: int = DEFAULT_RETRIES
+    threads: int | None = None
+
+
+def render_cli(
+    shots: list[tuple[ShotSpec, Look]],
+    runtime: Runtime,
+    farm: FarmOptions,
+    *,
+    save_look: Path | None = None,
+    report: Path | None = None,
+    quiet: bool = False,
+) -> FarmReport:
+    """`reverie render`: one shot or a batch on the chosen farm, with progress, then the reports
+    (a table per shot, each shot's JSON beside its frames, the farm's JSON at `report`)."""
     require_shots_extra()
-    from reverie.pipeline.shot import open_clip, render_shot
+    from reverie.farm.driver import render_batch
+    from reverie.farm.executors import make_executor
+    from reverie.pipeline.shot import open_clip
 
     if save_look is not None and save_look.suffix.lower() != ".toml":
         raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
     console = Console(stderr=True, quiet=quiet)
-    clip = open_clip(spec)
-    console.print(
-        f"{spec.input}: {len(clip.frames)} frames, {clip.size[0]}x{clip.size[1]}, {clip.fps:g} fps, "
-        f"{clip.colorspace} · {look.describe_u()} · {look.network} · {look.size} px · "
-        f"temporal weight {look.temporal_weight:g}"
-    )
+    clips = [open_clip(spec) for spec, _ in shots]
+    for (spec, look), clip in zip(shots, clips, strict=True):
+        console.print(
+            f"{spec.input}: {len(clip.frames)} frames, {clip.size[0]}x{clip.size[1]}, {clip.fps:g} fps, "
+            f"{clip.colorspace} · {look.describe_u()} · {look.network} · {look.size} px · "
+            f"temporal weight {look.temporal_weight:g}"
+        )
     if save_look is not None:
-        atomic_write_bytes(save_look, look.to_toml().encode())
-    with _ShotProgress(console, len(clip.frames)) as events:
-        report = render_shot(spec, look, runtime, events, clip)
-    console.print(_shot_table(report))
-    return report
+        atomic_write_bytes(save_look, shots[0][1].to_toml().encode())
+    executor = make_executor(
+        farm.farm, workers=farm.workers, address=farm.address, threads=farm.threads, retries=farm.retries
+    )
+    try:
+        with _FarmProgress(console, executor.in_process) as events:
+            result = render_batch(shots, runtime, executor, events, clips)
+    finally:
+        executor.close()
+    for shot in result.shots:
+        console.print(_shot_table(shot.report))
+    _farm_summary(console, result, report or _farm_report_path(result))
+    if result.failed:
+        shown = "; ".join(f"{s} frame {n}: {e}" for s, n, e in result.failed[:3])
+        more = f" (and {len(result.failed) - 3} more)" if len(result.failed) > 3 else ""
+        raise ReverieError(f"{len(result.failed)} frame(s) failed, the others are done: {shown}{more}")
+    return result
+
+
+def _farm_report_path(result: FarmReport) -> Path:
+    """Beside the first shot's frames: paint.%04d.exr -> paint.farm.json."""
+    from reverie.pipeline.shot import stem
+
+    target = result.shots[0].job.target
+    return target.manifest_path.with_name(f"{stem(target.pattern)}.farm.json")
+
+
+def _farm_summary(console: Console, result: FarmReport, path: Path) -> None:
+    data = result.to_dict()
+    atomic_write_bytes(path, json.dumps(data, indent=2).encode())
+    console.print(
+        f"farm: {data['wall_seconds']:.1f} s wall · {data['gpu_seconds']:.1f} GPU-s · "
+        f"{data['cpu_seconds']:.1f} CPU-s · {len(data['workers'])} workers · report {path}"
+    )
 
 
 def _shot_table(report: ShotReport) -> Table:

@@ -11,10 +11,7 @@ temporal chain resumes from the last finished frame. This module prints nothing:
 
 from __future__ import annotations
 
-import datetime
-import json
 import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reverie.api import Continuity, StylizeResult, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
+from reverie.farm.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
 from reverie.io import colorspace as cs
-from reverie.io.images import atomic_write_bytes, check_location, read_image
+from reverie.io.images import check_location
 from reverie.io.sequences import (
     SequencePattern,
     check_frame_writable,
@@ -35,12 +32,10 @@ from reverie.io.sequences import (
     parse_pattern,
     read_frame,
     require_pattern,
-    write_frame,
 )
-from reverie.io.video import check_codec, default_video_codec, encode_video, is_video, open_video
+from reverie.io.video import check_codec, default_video_codec, is_video, open_video
 from reverie.look import Look
-from reverie.pipeline.flow import Motion, motion, warp, warping_error
-from reverie.pipeline.manifest import Manifest, load_manifest, open_manifest
+from reverie.pipeline.manifest import load_manifest
 from reverie.runtime import Runtime
 
 
@@ -70,6 +65,12 @@ class ShotSpec:
     output_size: int | None = None
     bit_depth: int | None = None
     force: bool = False
+    chunk: int = DEFAULT_CHUNK
+    """Frames per chunk of a temporally coherent shot; chunks render in parallel on a farm (0: one
+    unbroken chain). Part of the render's key: the same chunks give the same frames on any farm."""
+    chunk_overlap: int = DEFAULT_OVERLAP
+    """Frames that neighbouring chunks both render and cross-fade, so a chunk boundary is as steady as
+    a chunk's inside (see `reverie.farm.plan`)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Target:
 
     @property
     def report_path(self) -> Path:
-        return self.pattern.path(0).with_name(f"{_stem(self.pattern)}.report.json")
+        return self.pattern.path(0).with_name(f"{stem(self.pattern)}.report.json")
 
 
 class ShotEvents(Protocol):
@@ -116,6 +117,8 @@ class ShotReport:
     video: str | None = None
     path: Path | None = None
     """Where the report is kept (beside the frames)."""
+    failed: dict[int, str] = field(default_factory=dict)
+    """Frames that could not be rendered, with their error."""
 
     def to_dict(self) -> dict[str, Any]:
         per_frame = statistics.median(self.seconds) if self.seconds else None
@@ -131,12 +134,13 @@ class ShotReport:
             "look_hash": self.look_hash,
             "output": self.output,
             "video": self.video,
+            "failed": {str(k): v for k, v in self.failed.items()},
         }
 
 
 def manifest_path(pattern: SequencePattern) -> Path:
     """paint.%04d.exr -> paint.manifest.json beside the frames."""
-    return pattern.path(0).with_name(f"{_stem(pattern)}.manifest.json")
+    return pattern.path(0).with_name(f"{stem(pattern)}.manifest.json")
 
 
 def written_colorspace(output: str) -> str | None:
@@ -198,183 +202,80 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
 def render_shot(
     spec: ShotSpec, look: Look, runtime: Runtime, events: ShotEvents, clip: Clip | None = None
 ) -> ShotReport:
-    """Render every unfinished frame of the shot, then encode the video and measure the flicker.
+    """Render every unfinished frame of the shot in this process, then encode the video and measure the
+    flicker (the farm's driver with the in-process executor: `reverie.farm`).
 
     clip: the input, if the caller opened it already (`open_clip(spec)`).
     """
-    if not look.styles:
-        raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
-    styles = [read_image(p) for p in look.styles]
-    clip = clip or open_clip(spec)
-    target = plan_target(spec, clip)
-    key = _key(spec, look, target)
-    manifest = open_manifest(target.manifest_path, key, _existing(target, clip), force=spec.force)
-    done = manifest.finished(target.pattern.path)
-    todo = [n for n in clip.frames if n not in done]
-    report = ShotReport(len(clip.frames), 0, len(clip.frames) - len(todo), look_hash=look.hash())
-    events.shot_started(report.frames, report.skipped)
-    painter = _Painter(clip, target, look, runtime, styles, spec.output_size, events)
-    for index, number in enumerate(todo):
-        entry = painter.paint(number, index, len(todo), manifest)
-        manifest.record(number, entry)
-        report.seconds.append(entry["seconds"])
-        report.device = entry["device"]
-        report.rendered += 1
-        events.frame_finished(number, entry)
-    if target.video is not None:
-        encode_video(_display_frames(target, clip), target.video, fps=_rate(clip), codec=target.codec or "")
-    _finish_report(report, manifest, clip, target)
-    atomic_write_bytes(target.report_path, json.dumps(report.to_dict(), indent=2).encode())
-    return report
+    from reverie.farm.driver import render_batch
+    from reverie.farm.executors import InProcess
+
+    report = render_batch([(spec, look)], runtime, InProcess(), _OneShot(events), [clip])
+    return report.shots[0].report
 
 
-class _Painter:
-    """Paints frames in order, keeping the previous plate and painted frame for the temporal chain."""
+class _OneShot:
+    """A single shot's `ShotEvents` heard through the farm's events."""
 
-    def __init__(
-        self,
-        clip: Clip,
-        target: Target,
-        look: Look,
-        runtime: Runtime,
-        styles: list[np.ndarray],
-        output_size: int | None,
-        events: ShotEvents,
-    ) -> None:
-        self.clip, self.target, self.look, self.runtime = clip, target, look, runtime
-        self.styles, self.output_size, self.events = styles, output_size, events
-        self.previous: tuple[int, np.ndarray, np.ndarray] | None = None  # number, plate, painted (display)
+    def __init__(self, events: ShotEvents) -> None:
+        self.events, self.index, self.todo = events, 0, 0
 
-    def paint(self, number: int, index: int, todo: int, manifest: Manifest) -> dict[str, Any]:
-        started = time.perf_counter()
-        stored = self.clip.read(number)
-        plate = cs.to_display(stored, self.clip.colorspace)
-        before = self._previous(number, manifest)
-        # The flow serves the temporal chain and the flicker measure, so it is computed either way.
-        moved = motion(before[0], plate) if before is not None else None
-        continuity = self._continuity(before, moved) if self.look.temporal_weight > 0 else None
-        look = self._frame_look(continuity is not None)
-        self.events.frame_started(number, index, todo, look.iterations)
-        result = stylize(
-            plate,
-            self.styles,
-            look,
-            runtime=self.runtime,
-            output_size=self.output_size,
-            callback=self.events.iteration,
-            continuity=continuity,
-        )
-        self._write(number, result.image, plate, stored)
-        flicker = _flicker(before, moved, result.image)
-        self.previous = (number, plate, result.image)
-        return _entry(self.target.pattern.path(number), result, time.perf_counter() - started, flicker, moved)
+    def batch_started(self, shots: int, frames: int, finished: int) -> None:
+        self.todo = frames - finished
+        self.events.shot_started(frames, finished)
 
-    def _frame_look(self, chained: bool) -> Look:
-        """A chain's first frame starts from scratch and gets more iterations; with the temporal weight
-        at 0 every frame is a still of its own, with the look's iterations."""
-        if chained or self.look.temporal_weight == 0:
-            return self.look
-        return self.look.replace(iterations=self.look.shot_first_iterations)
+    def step_started(self, shot: str, number: int, iterations: int) -> None:
+        self.events.frame_started(number, self.index, self.todo, iterations)
+        self.index += 1
 
-    def _previous(self, number: int, manifest: Manifest) -> tuple[np.ndarray, np.ndarray] | None:
-        """The plate and painted frame just before `number` in the shot: in memory, or from disk."""
-        at = self.clip.frames.index(number)
-        if at == 0:
-            return None
-        prev = self.clip.frames[at - 1]
-        if self.previous is not None and self.previous[0] == prev:
-            return self.previous[1], self.previous[2]
-        if prev not in manifest.frames or not self.target.pattern.path(prev).is_file():
-            return None  # the chain restarts, as at a shot's first frame
-        painted = cs.to_display(read_frame(self.target.pattern.path(prev)), self.target.colorspace)
-        return cs.to_display(self.clip.read(prev), self.clip.colorspace), painted
+    def iteration(self, event: IterationEvent) -> None:
+        self.events.iteration(event)
 
-    def _continuity(
-        self, before: tuple[np.ndarray, np.ndarray] | None, moved: Motion | None
-    ) -> Continuity | None:
-        if before is None or moved is None:
-            return None
-        painted = before[1]
-        at_size = moved.resized(painted.shape[1], painted.shape[0])
-        return Continuity(warped=warp(painted, at_size.flow), mask=at_size.mask)
+    def frame_finished(self, shot: str, number: int, entry: dict[str, Any]) -> None:
+        self.events.frame_finished(number, entry)
 
-    def _write(self, number: int, painted: np.ndarray, plate: np.ndarray, stored: np.ndarray) -> None:
-        colour = self.target.colorspace
-        out = cs.from_display(painted, colour, None if cs.is_display_referred(colour) else float(plate.max()))
-        if colour == self.clip.colorspace and not cs.is_display_referred(colour):
-            # Scene-referred: painted highlights may not exceed the plate's own range (a saturated
-            # stroke near display white would otherwise invert to a value far above anything shot).
-            out = np.clip(out, min(float(stored.min()), 0.0), float(stored.max()))
-        write_frame(self.target.pattern.path(number), out, bit_depth=self.target.bit_depth)
+    def frame_failed(self, shot: str, number: int, error: str) -> None:
+        raise ReverieError(f"frame {number}: {error}")
+
+    def workers(self, alive: int) -> None:
+        pass
 
 
-def _flicker(
-    before: tuple[np.ndarray, np.ndarray] | None, moved: Motion | None, painted: np.ndarray
-) -> float | None:
-    """Warping error between this painted frame and the previous one (flow from the plates)."""
-    if before is None or moved is None:
-        return None
-    value = warping_error(before[1], painted, moved)
-    return None if np.isnan(value) else float(value)
-
-
-def _entry(
-    path: Path, result: StylizeResult, seconds: float, flicker: float | None, moved: Motion | None
-) -> dict[str, Any]:
-    meta = result.metadata()
-    return {
-        "file": path.name,
-        "look_hash": meta["look_hash"],
-        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 3),
-        "device": meta["device"],
-        "precision": meta["precision"],
-        "iterations": result.iterations,
-        "losses": meta["losses"],
-        "chained": moved is not None,
-        "flicker": flicker,
-    }
-
-
-def _finish_report(report: ShotReport, manifest: Manifest, clip: Clip, target: Target) -> None:
-    values = {n: manifest.frames[n].get("flicker") for n in clip.frames if n in manifest.frames}
-    report.flicker_per_frame = {n: v for n, v in values.items() if v is not None}
-    report.flicker = statistics.fmean(report.flicker_per_frame.values()) if report.flicker_per_frame else None
-    report.output = target.pattern.text
-    report.video = str(target.video) if target.video else None
-    report.path = target.report_path
-
-
-def _display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
+def display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
+    """A finished shot's output frames in display colours, in order (for the video)."""
     for number in clip.frames:
         yield cs.to_display(read_frame(target.pattern.path(number)), target.colorspace)
 
 
-def _rate(clip: Clip) -> Any:
+def shot_rate(clip: Clip) -> Any:
+    """The exact frame rate (a Fraction for video) to encode at."""
     return getattr(clip, "rate", None) or clip.fps
 
 
-def _key(spec: ShotSpec, look: Look, target: Target) -> dict[str, Any]:
+def render_key(spec: ShotSpec, look: Look, target: Target) -> dict[str, Any]:
     """Everything that changes a frame's pixels: frames made under another key must not mix in."""
-    return {
+    key = {
         "look": look.hash(),
         "input": str(Path(spec.input).resolve()),
         "output_size": spec.output_size,
         "colorspace": target.colorspace,
         "bit_depth": spec.bit_depth,
     }
+    if look.temporal_weight > 0:  # where chunks of a chain cross-fade changes the frames there
+        key["chunks"] = [spec.chunk, spec.chunk_overlap]
+    return key
 
 
-def _existing(target: Target, clip: Clip) -> list[Path]:
+def existing_frames(target: Target, clip: Clip) -> list[Path]:
     paths = (target.pattern.path(n) for n in clip.frames)
     return [p for p in paths if p.exists()]
 
 
 def _video_beside(pattern: SequencePattern, codec: str) -> Path:
     suffix = ".mov" if codec == "prores" else ".mp4"
-    return pattern.path(0).with_name(_stem(pattern) + suffix)
+    return pattern.path(0).with_name(stem(pattern) + suffix)
 
 
-def _stem(pattern: SequencePattern) -> str:
+def stem(pattern: SequencePattern) -> str:
     """paint.%04d.exr -> paint; %04d.png -> shot."""
     return Path(pattern.prefix).name.rstrip("._- ") or "shot"

@@ -1,0 +1,1 @@
+"""Render farm: shots spread over local worker processes or a Ray cluster."""

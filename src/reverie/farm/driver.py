@@ -1,0 +1,326 @@
+"""The farm's driver: plans every shot of a batch, hands the steps to an executor, records what finishes.
+
+Workers write frames straight to the output; the driver only receives small records and is the one
+writer of each shot's manifest, so a finished frame is recorded exactly once. A chain's next step is
+handed out when the one before it returns; chunks, shots and independent frames run side by side as
+wide as the farm is. A step whose worker died is retried by the executor (Ray); one that fails for good
+is reported with its error and the rest of the shot goes on (its chain restarts after it). Killed and
+run again, the driver renders only what no manifest lists, picking chains up from the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from reverie.core.transfer import IterationEvent
+from reverie.errors import ReverieError
+from reverie.farm.executors import Executor
+from reverie.farm.plan import Blend, Plan, Step, plan_shot
+from reverie.farm.worker import ShotJob, blend_step, measure_step, paint_step
+from reverie.io.images import atomic_write_bytes
+from reverie.io.video import encode_video
+from reverie.look import Look
+from reverie.pipeline.manifest import Manifest, open_manifest
+from reverie.pipeline.shot import (
+    Clip,
+    ShotReport,
+    ShotSpec,
+    display_frames,
+    existing_frames,
+    open_clip,
+    plan_target,
+    render_key,
+    shot_rate,
+    stem,
+)
+from reverie.runtime import Runtime
+
+_REFRESH_SECONDS = 2.0  # how often the workers-alive count is refreshed while waiting
+
+
+class FarmEvents(Protocol):
+    """What a shell (progress bar, web page) hears of a batch."""
+
+    def batch_started(self, shots: int, frames: int, finished: int) -> None: ...
+    def step_started(self, shot: str, number: int, iterations: int) -> None:
+        """Only from work that runs in the driver's process, as do `iteration` events."""
+
+    def iteration(self, event: IterationEvent) -> None: ...
+    def frame_finished(self, shot: str, number: int, entry: dict[str, Any]) -> None: ...
+    def frame_failed(self, shot: str, number: int, error: str) -> None: ...
+    def workers(self, alive: int) -> None: ...
+
+
+@dataclass
+class FarmShot:
+    """One shot of a batch while it renders."""
+
+    name: str
+    job: ShotJob
+    clip: Clip
+    manifest: Manifest
+    plan: Plan
+    report: ShotReport
+    finished: set[int]
+    failed: dict[int, str] = field(default_factory=dict)
+    cursor: list[int] = field(default_factory=list)
+    measured: set[int] = field(default_factory=set)
+    painted_now: list[int] = field(default_factory=list)
+    """Frames painted (not cross-faded) in this run, in the order they finished."""
+
+    def previous_frame(self, number: int) -> int | None:
+        at = self.clip.frames.index(number)
+        return self.clip.frames[at - 1] if at else None
+
+    def raw_exists(self, chain: int, number: int) -> bool:
+        return self.job.raw_path(chain, number).is_file()
+
+
+@dataclass
+class FarmReport:
+    """The end of a batch: per shot its report, per frame who rendered it and how long it took."""
+
+    shots: list[FarmShot]
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[tuple[str, int, str]]:
+        return [(s.name, n, e) for s in self.shots for n, e in sorted(s.failed.items())]
+
+    def to_dict(self) -> dict[str, Any]:
+        frames = [entry for s in self.shots for entry in _rendered(s)]
+        gpu = sum(e["seconds"] for e in frames if str(e.get("device", "")).startswith("cuda"))
+        cpu = sum(e["seconds"] for e in frames if str(e.get("device", "")) == "cpu")
+        return {
+            "shots": [
+                {"name": s.name, **s.report.to_dict(), "frames_rendered": _rendered(s)} for s in self.shots
+            ],
+            "failed": [{"shot": s, "frame": n, "error": e} for s, n, e in self.failed],
+            "wall_seconds": round(self.seconds, 3),
+            "gpu_seconds": round(gpu, 3),
+            "cpu_seconds": round(cpu, 3),
+            "workers": sorted({e["worker"] for e in frames if "worker" in e}),
+        }
+
+
+def render_batch(
+    shots: Sequence[tuple[ShotSpec, Look]],
+    runtime: Runtime,
+    executor: Executor,
+    events: FarmEvents,
+    clips: Sequence[Clip | None] | None = None,
+) -> FarmReport:
+    """Render every unfinished frame of every shot on the executor; then encode videos and write each
+    shot's report beside its frames. All shots are checked before any work starts."""
+    started = time.perf_counter()
+    farm = [
+        _prepare(spec, look, runtime, clip)
+        for (spec, look), clip in zip(shots, clips or [None] * len(shots), strict=True)
+    ]
+    total = sum(len(s.clip.frames) for s in farm)
+    events.batch_started(len(farm), total, sum(len(s.finished) for s in farm))
+    _Driver(farm, executor, events).run()
+    for shot in farm:
+        _finish(shot)
+    return FarmReport(farm, time.perf_counter() - started)
+
+
+def _prepare(spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip | None) -> FarmShot:
+    if not look.styles:
+        raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
+    clip = clip or open_clip(spec)
+    target = plan_target(spec, clip)
+    key = render_key(spec, look, target)
+    manifest = open_manifest(target.manifest_path, key, existing_frames(target, clip), force=spec.force)
+    # The work folder is named after the render's key, so raw frames of another look never mix in.
+    work = target.manifest_path.with_name(f"{stem(target.pattern)}.work-{_digest(key)}")
+    if spec.force and work.exists():
+        shutil.rmtree(work)
+    job = ShotJob(spec, look, runtime, target, work, os.getcwd())
+    plan = plan_shot(
+        clip.frames, temporal=look.temporal_weight > 0, chunk=spec.chunk, overlap=spec.chunk_overlap
+    )
+    finished = manifest.finished(target.pattern.path)
+    report = ShotReport(len(clip.frames), 0, len(finished), look_hash=look.hash())
+    name = Path(spec.input).name
+    return FarmShot(name, job, clip, manifest, plan, report, finished, cursor=[0] * len(plan.chains))
+
+
+class _Driver:
+    """The loop: keep every chain's next step in flight, record results as they come."""
+
+    def __init__(self, shots: list[FarmShot], executor: Executor, events: FarmEvents) -> None:
+        self.shots, self.executor, self.events = shots, executor, events
+        self.pending: dict[Future, tuple[FarmShot, str, Any]] = {}
+
+    def run(self) -> None:
+        for shot in self.shots:
+            for chain in range(len(shot.plan.chains)):
+                self._advance(shot, chain)
+            for blend in shot.plan.blends:  # both sides may be on disk from an interrupted run
+                self._maybe_blend(shot, blend)
+            for number in sorted(shot.finished):
+                self._maybe_measure(shot, number)
+        self.events.workers(self.executor.workers())
+        while self.pending:
+            done, _ = wait(list(self.pending), timeout=_REFRESH_SECONDS, return_when=FIRST_COMPLETED)
+            if not done:
+                self.events.workers(self.executor.workers())
+            for future in done:
+                shot, kind, item = self.pending.pop(future)
+                self._handle(shot, kind, item, future)
+
+    def _submit(self, shot: FarmShot, kind: str, item: Any, fn: Any, *args: Any) -> None:
+        self.pending[self.executor.submit(fn, *args)] = (shot, kind, item)
+
+    def _advance(self, shot: FarmShot, chain: int) -> None:
+        """Hand out the chain's next step that still has something to do."""
+        steps = shot.plan.chains[chain]
+        while shot.cursor[chain] < len(steps):
+            step = steps[shot.cursor[chain]]
+            shot.cursor[chain] += 1
+            if self._needed(shot, step):
+                self._paint(shot, step)
+                return
+
+    def _needed(self, shot: FarmShot, step: Step) -> bool:
+        if step.number in shot.finished:
+            return False
+        return step.final or not shot.raw_exists(step.chain, step.number)
+
+    def _paint(self, shot: FarmShot, step: Step) -> None:
+        previous_from = self._previous_from(shot, step)
+        look = shot.job.look
+        if self.executor.in_process:
+            chained = previous_from is not None and look.temporal_weight > 0
+            iterations = (
+                look.iterations if chained or look.temporal_weight == 0 else look.shot_first_iterations
+            )
+            self.events.step_started(shot.name, step.number, iterations)
+            self._submit(
+                shot, "paint", step, paint_step, shot.job, step, previous_from, self.events.iteration
+            )
+        else:
+            self._submit(shot, "paint", step, paint_step, shot.job, step, previous_from)
+
+    def _previous_from(self, shot: FarmShot, step: Step) -> str | None:
+        """Where the chain's previous painted frame can be read, if anywhere (else the chain restarts)."""
+        if step.previous is None:
+            return None
+        if shot.raw_exists(step.chain, step.previous):
+            return "raw"
+        was_final = any(s.number == step.previous and s.final for s in shot.plan.chains[step.chain])
+        if was_final and step.previous in shot.finished:
+            return "output"
+        return None
+
+    def _handle(self, shot: FarmShot, kind: str, item: Any, future: Future) -> None:
+        error = future.exception()
+        if kind == "measure":
+            self._measured(shot, item, None if error else future.result())
+            return
+        number = item.number
+        if error is not None:
+            self._failed(shot, number, error)
+        elif kind == "blend" or item.final:
+            self._finished(shot, number, future.result())
+        else:
+            for blend in shot.plan.blends:
+                if blend.number == number:
+                    self._maybe_blend(shot, blend)
+        if kind == "paint":
+            self._advance(shot, item.chain)
+
+    def _finished(self, shot: FarmShot, number: int, entry: dict[str, Any]) -> None:
+        shot.manifest.record(number, entry)
+        shot.finished.add(number)
+        shot.report.rendered += 1
+        if "seconds" in entry:
+            shot.painted_now.append(number)
+            shot.report.seconds.append(entry["seconds"])
+            shot.report.device = entry["device"]
+        self.events.frame_finished(shot.name, number, entry)
+        self._maybe_measure(shot, number)
+        at = shot.clip.frames.index(number)
+        if at + 1 < len(shot.clip.frames):
+            self._maybe_measure(shot, shot.clip.frames[at + 1])
+
+    def _failed(self, shot: FarmShot, number: int, error: BaseException) -> None:
+        message = _one_line(error)
+        shot.failed[number] = message
+        self.events.frame_failed(shot.name, number, message)
+
+    def _maybe_blend(self, shot: FarmShot, blend: Blend) -> None:
+        if blend.number in shot.finished or blend.number in shot.failed:
+            return
+        if all(shot.raw_exists(c, blend.number) for c in blend.chains):
+            self._submit(shot, "blend", blend, blend_step, shot.job, blend)
+
+    def _maybe_measure(self, shot: FarmShot, number: int) -> None:
+        """Flicker of a frame once it and the frame before it are final (and not measured yet)."""
+        previous = shot.previous_frame(number)
+        if previous is None or number in shot.measured or "flicker" in shot.manifest.frames.get(number, {}):
+            return
+        if number in shot.finished and previous in shot.finished:
+            shot.measured.add(number)
+            self._submit(shot, "measure", number, measure_step, shot.job, number, previous)
+
+    def _measured(self, shot: FarmShot, number: int, value: float | None) -> None:
+        shot.manifest.frames[number]["flicker"] = value
+        shot.manifest.save()
+
+
+def _finish(shot: FarmShot) -> None:
+    """Encode the video and clear the work folder once every frame is there; write the report."""
+    target, report = shot.job.target, shot.report
+    complete = all(n in shot.finished for n in shot.clip.frames)
+    if complete and target.video is not None:
+        encode_video(
+            display_frames(target, shot.clip),
+            target.video,
+            fps=shot_rate(shot.clip),
+            codec=target.codec or "",
+        )
+    if complete and shot.job.work.exists():
+        shutil.rmtree(shot.job.work, ignore_errors=True)
+    values = {
+        n: shot.manifest.frames[n].get("flicker") for n in shot.clip.frames if n in shot.manifest.frames
+    }
+    report.flicker_per_frame = {n: v for n, v in values.items() if v is not None}
+    report.flicker = statistics.fmean(report.flicker_per_frame.values()) if report.flicker_per_frame else None
+    report.output = target.pattern.text
+    report.video = str(target.video) if complete and target.video else None
+    report.path = target.report_path
+    report.failed = dict(shot.failed)
+    atomic_write_bytes(target.report_path, json.dumps(report.to_dict(), indent=2).encode())
+
+
+def _rendered(shot: FarmShot) -> list[dict[str, Any]]:
+    """This run's painted frames: number, worker, device, seconds."""
+    keys = ("worker", "device", "seconds", "chain")
+    frames = shot.manifest.frames
+    return [
+        {"frame": n, **{k: frames[n][k] for k in keys if k in frames[n]}} for n in sorted(shot.painted_now)
+    ]
+
+
+def _one_line(error: BaseException) -> str:
+    """A worker's error as one line: Ray wraps the cause in a traceback; the cause's message is enough."""
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return text[-1] if text else type(cause).__name__
+
+
+def _digest(key: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]

@@ -1,0 +1,190 @@
+"""The work a farm worker does: paint one step of a plan, cross-fade a frame, measure a frame's flicker.
+
+Each function takes a `ShotJob` (everything about a shot that does not change from frame to frame) and
+writes its frame straight to the shot's output or work folder; only a small record returns to the
+driver. They run in the driver's process, in local worker processes or in Ray workers alike, so a shot
+renders to the same frames on any farm. A worker process keeps its network (`reverie.api.network`), its
+opened shots and its style images from one frame to the next.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from reverie.api import Continuity, stylize
+from reverie.core.transfer import Callback
+from reverie.farm.plan import Blend, Step
+from reverie.io import colorspace as cs
+from reverie.io.images import atomic_path, read_image
+from reverie.io.sequences import read_frame, write_frame
+from reverie.look import Look
+from reverie.pipeline.flow import motion, warp, warping_error
+from reverie.pipeline.shot import Clip, ShotSpec, Target, open_clip
+from reverie.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ShotJob:
+    """A shot as the workers see it: what to read, how to paint it and where to write."""
+
+    spec: ShotSpec
+    look: Look
+    runtime: Runtime
+    target: Target
+    work: Path
+    """The shot's work folder: each chain's painted frames, raw, for the next frame and cross-fades."""
+    cwd: str
+    """The driver's working folder: relative paths (plates, output, styles) mean the same on a worker,
+    which needs the shot's storage mounted at the same path (as render farms do)."""
+
+    def raw_path(self, chain: int, number: int) -> Path:
+        return self.work / f"chain{chain:04d}.{number:08d}.npy"
+
+
+def paint_step(job: ShotJob, step: Step, previous_from: str | None, callback: Callback | None = None) -> dict:
+    """Paint one frame of a chain; write it raw to the work folder, and to the output if it is final.
+
+    previous_from: where the chain's previous painted frame is: "raw" (the work folder), "output" (the
+    finished output frame) or None, which starts the chain here.
+    """
+    _enter(job)
+    started = datetime.datetime.now(datetime.UTC)
+    clip = _clip(job.spec)
+    stored = clip.read(step.number)
+    plate = cs.to_display(stored, clip.colorspace)
+    before = _painted_before(job, clip, step, previous_from)
+    continuity = None
+    if before is not None and job.look.temporal_weight > 0:
+        moved = motion(before[0], plate)
+        at_size = moved.resized(before[1].shape[1], before[1].shape[0])
+        continuity = Continuity(warped=warp(before[1], at_size.flow), mask=at_size.mask)
+    look = job.look
+    if continuity is None and look.temporal_weight > 0:
+        look = look.replace(iterations=look.shot_first_iterations)  # a chain's start gets more
+    result = stylize(
+        plate,
+        _styles(look.styles),
+        look,
+        runtime=job.runtime,
+        output_size=job.spec.output_size,
+        callback=callback,
+        continuity=continuity,
+    )
+    _save_raw(job.raw_path(step.chain, step.number), result.image)
+    if step.final:
+        write_output(job, clip, step.number, result.image, stored, plate)
+    meta = result.metadata()
+    return {
+        "file": job.target.pattern.path(step.number).name,
+        "look_hash": meta["look_hash"],
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(result.seconds, 3),
+        "device": meta["device"],
+        "precision": meta["precision"],
+        "iterations": result.iterations,
+        "losses": meta["losses"],
+        "chained": continuity is not None,
+        "chain": step.chain,
+        "worker": worker_name(),
+    }
+
+
+def blend_step(job: ShotJob, blend: Blend) -> dict:
+    """Cross-fade two chains' paintings of a frame into the output frame."""
+    _enter(job)
+    a, b = (np.load(job.raw_path(c, blend.number)) for c in blend.chains)
+    mixed = ((1.0 - blend.weight) * a + blend.weight * b).astype(np.float32)
+    clip = _clip(job.spec)
+    stored = clip.read(blend.number)
+    write_output(job, clip, blend.number, mixed, stored, cs.to_display(stored, clip.colorspace))
+    return {
+        "file": job.target.pattern.path(blend.number).name,
+        "look_hash": job.look.hash(),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "blend": {"chains": list(blend.chains), "weight": round(blend.weight, 6)},
+        "chained": True,
+        "worker": worker_name(),
+    }
+
+
+def measure_step(job: ShotJob, number: int, previous: int) -> float | None:
+    """Flicker of an output frame: the warping error against the output frame before it, along the
+    plates' motion (what `reverie flicker` measures)."""
+    _enter(job)
+    clip = _clip(job.spec)
+    plates = [cs.to_display(clip.read(n), clip.colorspace) for n in (previous, number)]
+    painted = [
+        cs.to_display(read_frame(job.target.pattern.path(n)), job.target.colorspace)
+        for n in (previous, number)
+    ]
+    value = warping_error(painted[0], painted[1], motion(plates[0], plates[1]))
+    return None if np.isnan(value) else float(value)
+
+
+def write_output(
+    job: ShotJob, clip: Clip, number: int, painted: np.ndarray, stored: np.ndarray, plate: np.ndarray
+) -> None:
+    """A painted display-referred frame, back in the output's colourspace, written atomically.
+
+    stored: the plate as read; plate: the same in display colours.
+    """
+    colour = job.target.colorspace
+    out = cs.from_display(painted, colour, None if cs.is_display_referred(colour) else float(plate.max()))
+    if colour == clip.colorspace and not cs.is_display_referred(colour):
+        # Scene-referred: painted highlights may not exceed the plate's own range (a saturated stroke
+        # near display white would otherwise invert to a value far above anything shot).
+        out = np.clip(out, min(float(stored.min()), 0.0), float(stored.max()))
+    write_frame(job.target.pattern.path(number), out, bit_depth=job.target.bit_depth)
+
+
+def _enter(job: ShotJob) -> None:
+    if os.getcwd() != job.cwd:
+        os.chdir(job.cwd)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _painted_before(
+    job: ShotJob, clip: Clip, step: Step, previous_from: str | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The previous frame's plate and painted frame (display colours), if the chain goes on."""
+    if step.previous is None or previous_from is None:
+        return None
+    if previous_from == "raw":
+        painted = np.load(job.raw_path(step.chain, step.previous))
+    else:
+        stored = read_frame(job.target.pattern.path(step.previous))
+        painted = cs.to_display(stored, job.target.colorspace)
+    return cs.to_display(clip.read(step.previous), clip.colorspace), painted
+
+
+def _save_raw(path: Path, image: np.ndarray) -> None:
+    """float32, exactly as painted: the next frame of the chain must see what an unbroken run would."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, image.astype(np.float32, copy=False))
+
+
+@lru_cache(maxsize=8)
+def _clip(spec: ShotSpec) -> Clip:
+    """A shot opened once per worker process (a video's index is read once, not per frame)."""
+    return open_clip(spec)
+
+
+def _styles(paths: tuple[str, ...]) -> list[np.ndarray]:
+    return [_style(p) for p in paths]
+
+
+@lru_cache(maxsize=8)
+def _style(path: str) -> np.ndarray:
+    return read_image(path)

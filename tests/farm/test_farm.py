@@ -1,0 +1,329 @@
+"""The render farm: chunk plans, steady chunk boundaries, local worker processes, and a real Ray cluster
+on this machine (started with `ray start` on loopback, two worker processes): the same frames as the
+in-process render, a worker killed mid-frame, a frame whose worker dies every time, a dead address."""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import pan_clip, save_png
+from reverie.cli import main
+from reverie.errors import ReverieError
+from reverie.farm.driver import render_batch
+from reverie.farm.executors import InProcess, RayFarm, check_reachable, make_executor
+from reverie.farm.plan import Blend, Step, plan_shot
+from reverie.farm.worker import paint_step
+from reverie.io.sequences import read_frame, write_frame
+from reverie.look import Look
+from reverie.pipeline.shot import ShotSpec
+from reverie.runtime import Runtime
+from reverie.samples import sample_painting
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+class Events:
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, int]] = []
+        self.failed: list[tuple[int, str]] = []
+
+    def batch_started(self, shots, frames, finished) -> None:
+        pass
+
+    def step_started(self, shot, number, iterations) -> None:
+        pass
+
+    def iteration(self, event) -> None:
+        pass
+
+    def frame_finished(self, shot, number, entry) -> None:
+        self.finished.append((shot, number))
+
+    def frame_failed(self, shot, number, error) -> None:
+        self.failed.append((number, error))
+
+    def workers(self, alive) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------- plans
+
+
+def test_independent_frames_are_one_step_each():
+    plan = plan_shot((1, 2, 3), temporal=False, chunk=2, overlap=1)
+    assert [s for c in plan.chains for s in c] == [Step(n, i, None, True) for i, n in enumerate((1, 2, 3))]
+    assert plan.blends == ()
+
+
+def test_chunks_overlap_and_cross_fade_on_a_ramp():
+    plan = plan_shot(tuple(range(101, 111)), temporal=True, chunk=4, overlap=2)
+    first, second = plan.chains[0], plan.chains[1]
+    assert [s.number for s in first] == [101, 102, 103, 104, 105, 106]  # its 4 frames and 2 lead-out
+    assert [s.final for s in first] == [True] * 4 + [False] * 2
+    assert [(s.number, s.previous, s.final) for s in second[:3]] == [
+        (105, None, False),
+        (106, 105, False),
+        (107, 106, True),
+    ]
+    assert plan.blends[:2] == (Blend(105, (0, 1), 1 / 3), Blend(106, (0, 1), 2 / 3))
+    # Every frame is final in exactly one chain, or a blend: nothing lost, nothing twice.
+    finals = [s.number for s in plan.steps() if s.final] + [b.number for b in plan.blends]
+    assert sorted(finals) == list(range(101, 111))
+
+
+def test_a_last_chunk_no_longer_than_the_overlap_joins_the_one_before():
+    plan = plan_shot(tuple(range(10)), temporal=True, chunk=4, overlap=2)  # chunks 4, 4, then 2 frames
+    assert [len(c) for c in plan.chains] == [6, 6]
+    assert [s.number for s in plan.chains[1]][-1] == 9 and plan.chains[1][-1].final
+
+
+def test_no_chunk_is_one_chain():
+    plan = plan_shot(tuple(range(30)), temporal=True, chunk=0, overlap=8)
+    assert len(plan.chains) == 1 and all(s.final for s in plan.chains[0]) and not plan.blends
+
+
+@pytest.mark.parametrize(
+    ("chunk", "overlap", "match"), [(-1, 0, "--chunk -1"), (4, 4, "smaller than"), (4, -2, "0 or more")]
+)
+def test_bad_chunking_is_refused(chunk, overlap, match):
+    with pytest.raises(ReverieError, match=match):
+        plan_shot((1, 2), temporal=True, chunk=chunk, overlap=overlap)
+
+
+# ---------------------------------------------------------------------------------------- rendering
+
+
+def write_plates(folder: Path, frames: list[np.ndarray]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames, start=1):
+        write_frame(folder / f"plate.{i:04d}.png", frame)
+    return str(folder / "plate.%04d.png")
+
+
+def frames_of(pattern: Path, count: int) -> list[np.ndarray]:
+    return [read_frame(str(pattern).replace("%04d", f"{n:04d}")) for n in range(1, count + 1)]
+
+
+@pytest.fixture(scope="module")
+def shot(tmp_path_factory) -> tuple[str, Look]:
+    """6 tiny frames and a look, chunked 3 + 3 with 1 frame cross-faded."""
+    root = tmp_path_factory.mktemp("shot")
+    style = save_png(root / "painting.png", sample_painting(64))
+    look = Look(size=40, iterations=6, first_iterations=6, styles=(str(style),))
+    return write_plates(root / "in", pan_clip(6, 32, 40)), look
+
+
+def chunked(plates: str, out: Path) -> ShotSpec:
+    return ShotSpec(plates, str(out / "paint.%04d.png"), chunk=3, chunk_overlap=1)
+
+
+@pytest.fixture(scope="module")
+def reference(shot, tmp_path_factory) -> list[np.ndarray]:
+    """The shot rendered in this process with one thread, as each farm worker below runs."""
+    out = tmp_path_factory.mktemp("reference")
+    render_batch([(chunked(shot[0], out), shot[1])], Runtime(threads=1), InProcess(), Events())
+    return frames_of(out / "paint.%04d.png", 6)
+
+
+def test_chunk_boundaries_are_as_steady_as_the_inside(tmp_path):
+    """Issue bar: flicker at chunk boundaries at most 1.5x that inside chunks. Steps into, through and
+    out of a 4-frame cross-fade against the chained steps; butt-jointed chunks (no overlap) jump."""
+    plates = write_plates(tmp_path / "in", pan_clip(14, 48, 64, pan=2, speed=3))
+    look = Look(
+        size=64,
+        iterations=20,
+        first_iterations=40,
+        styles=(str(save_png(tmp_path / "s.png", sample_painting(96))),),
+    )
+    ratios = {}
+    for overlap in (0, 4):
+        spec = ShotSpec(
+            plates, str(tmp_path / f"o{overlap}" / "paint.%04d.png"), chunk=7, chunk_overlap=overlap
+        )
+        per = render_batch([(spec, look)], Runtime(), InProcess(), Events()).shots[0].report.flicker_per_frame
+        edge = set(range(8, 8 + overlap + 1))  # frame 8 starts the second chunk
+        assert len(per) == 13
+        ratios[overlap] = statistics.fmean(per[n] for n in edge) / statistics.fmean(
+            per[n] for n in per if n not in edge
+        )
+    assert ratios[4] <= 1.5, ratios
+    assert ratios[0] >= 2 * ratios[4], ratios  # the measure sees a boundary when there is one
+
+
+def test_local_worker_processes_render_the_same_frames(shot, reference, tmp_path):
+    out = tmp_path / "out"
+    executor = make_executor("local", workers=2, threads=1)
+    try:
+        report = render_batch([(chunked(shot[0], out), shot[1])], Runtime(), executor, Events())
+    finally:
+        executor.close()
+    assert len(report.to_dict()["workers"]) == 2  # both processes painted
+    for ours, theirs in zip(frames_of(out / "paint.%04d.png", 6), reference, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_unreachable_address_fails_fast_in_one_line(capsys, shot, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "render",
+                shot[0],
+                "-o",
+                str(tmp_path / "p.%04d.png"),
+                "--farm",
+                "ray",
+                "--address",
+                f"127.0.0.1:{port}",
+                "-q",
+            ]
+        )
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and time.monotonic() - started < 15
+    assert len(err.splitlines()) == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in err
+    assert not (tmp_path / "p.0001.png").exists()
+    with pytest.raises(ReverieError, match="HOST:PORT"):
+        check_reachable("nowhere")
+
+
+# --------------------------------------------------------------------------------------------- Ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real Ray cluster on this machine, two CPUs: two worker processes, one thread each."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    start = [
+        str(RAY),
+        "start",
+        "--head",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+        subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture()
+def ray_farm(ray_cluster):
+    farm = RayFarm(ray_cluster, workers=2, threads=1, retries=2)
+    yield farm
+    farm.close()
+
+
+def test_ray_renders_the_same_frames_as_this_process(shot, reference, ray_farm, tmp_path):
+    out = tmp_path / "out"
+    report = render_batch([(chunked(shot[0], out), shot[1])], Runtime(), ray_farm, Events())
+    assert not report.failed
+    manifest = json.loads((out / "paint.manifest.json").read_text())
+    assert sorted(int(n) for n in manifest["frames"]) == [1, 2, 3, 4, 5, 6]
+    for ours, theirs in zip(frames_of(out / "paint.%04d.png", 6), reference, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_a_worker_killed_mid_frame_is_retried_and_every_frame_lands_once(shot, reference, ray_farm, tmp_path):
+    out = tmp_path / "out"
+    events = Events()
+    look = shot[1].replace(iterations=40, first_iterations=40)  # frames long enough to be caught mid-way
+    done: dict = {}
+    render = threading.Thread(
+        target=lambda: done.update(
+            report=render_batch([(chunked(shot[0], out), look)], Runtime(), ray_farm, events)
+        )
+    )
+    render.start()
+    killed = _kill_a_busy_worker(deadline=time.monotonic() + 120)
+    render.join(timeout=600)
+    assert killed and not render.is_alive()
+    report = done["report"]
+    assert not report.failed and not events.failed
+    # Each frame was recorded finished exactly once, and its file is a whole image.
+    assert sorted(n for _, n in events.finished) == [1, 2, 3, 4, 5, 6]
+    manifest = json.loads((out / "paint.manifest.json").read_text())
+    assert sorted(int(n) for n in manifest["frames"]) == [1, 2, 3, 4, 5, 6]
+    assert all(f.shape == (32, 40, 3) for f in frames_of(out / "paint.%04d.png", 6))
+
+
+def test_a_frame_whose_worker_always_dies_is_reported_and_the_rest_finish(shot, ray_cluster, tmp_path):
+    farm = RayFarm(ray_cluster, workers=2, threads=1, retries=1)
+    crashing = _CrashOn(farm, number=2)
+    out = tmp_path / "out"
+    events = Events()
+    try:
+        spec = ShotSpec(shot[0], str(out / "paint.%04d.png"))
+        report = render_batch([(spec, shot[1].replace(temporal_weight=0))], Runtime(), crashing, events)
+    finally:
+        farm.close()
+    assert [n for n, _ in events.failed] == [2] and report.failed[0][:2] == ("plate.%04d.png", 2)
+    assert "died" in report.failed[0][2].lower() or "crash" in report.failed[0][2].lower(), report.failed
+    assert sorted(n for _, n in events.finished) == [1, 3, 4, 5, 6]
+    assert not (out / "paint.0002.png").exists() and (out / "paint.0006.png").exists()
+    assert json.loads((out / "paint.report.json").read_text())["failed"].keys() == {"2"}
+
+
+class _CrashOn:
+    """A Ray farm whose worker process exits hard whenever it paints one frame."""
+
+    def __init__(self, farm: RayFarm, number: int) -> None:
+        self.farm, self.number, self.in_process = farm, number, False
+
+    def submit(self, fn, *args):
+        if fn is paint_step:
+            number = self.number
+
+            def crash_or_paint(job, step, previous_from):  # pickled by value: Ray workers get it whole
+                if step.number == number:
+                    os._exit(1)
+                return paint_step(job, step, previous_from)
+
+            fn = crash_or_paint
+        return self.farm.submit(fn, *args)
+
+    def workers(self) -> int:
+        return self.farm.workers()
+
+    def close(self) -> None:
+        self.farm.close()
+
+
+def _kill_a_busy_worker(deadline: float) -> bool:
+    """SIGKILL one Ray worker process while it runs a step (Ray titles it ray::_run_task)."""
+    while time.monotonic() < deadline:
+        ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+        busy = [
+            int(line.split()[0])
+            for line in ps.splitlines()
+            if "ray::_run_task" in line and "IDLE" not in line
+        ]
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            return True
+        time.sleep(0.2)
+    return False
