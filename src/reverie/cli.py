@@ -296,8 +296,10 @@ def render(
 ) -> None:
     """Paint a shot (or a --batch of shots) frame by frame, steady in time, on this machine or a Ray
     farm; re-running it renders only what is missing."""
+    from reverie.farm.executors import check_options
     from reverie.shots import FarmOptions, render_cli, require_shots_extra
 
+    check_options(farm, workers, address, threads)
     require_shots_extra()
     from reverie.farm.batch import load_batch
     from reverie.pipeline.shot import ShotSpec

@@ -16,7 +16,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,7 +172,7 @@ class _Driver:
                 self._maybe_measure(shot, number)
         self.events.workers(self.executor.workers())
         while self.pending:
-            done, _ = wait(list(self.pending), timeout=_REFRESH_SECONDS, return_when=FIRST_COMPLETED)
+            done = self.executor.wait(list(self.pending), _REFRESH_SECONDS)
             if not done:
                 self.events.workers(self.executor.workers())
             for future in done:
@@ -199,18 +199,14 @@ class _Driver:
 
     def _paint(self, shot: FarmShot, step: Step) -> None:
         previous_from = self._previous_from(shot, step)
-        look = shot.job.look
-        if self.executor.in_process:
-            chained = previous_from is not None and look.temporal_weight > 0
-            iterations = (
-                look.iterations if chained or look.temporal_weight == 0 else look.shot_first_iterations
-            )
-            self.events.step_started(shot.name, step.number, iterations)
-            self._submit(
-                shot, "paint", step, paint_step, shot.job, step, previous_from, self.events.iteration
-            )
-        else:
+        if not self.executor.in_process:
             self._submit(shot, "paint", step, paint_step, shot.job, step, previous_from)
+            return
+        look = shot.job.look
+        chained = previous_from is not None and look.temporal_weight > 0
+        iterations = look.iterations if chained or look.temporal_weight == 0 else look.shot_first_iterations
+        args = (self.events, shot.name, iterations, shot.job, step, previous_from)
+        self._submit(shot, "paint", step, _paint_here, *args)
 
     def _previous_from(self, shot: FarmShot, step: Step) -> str | None:
         """Where the chain's previous painted frame can be read, if anywhere (else the chain restarts)."""
@@ -277,6 +273,14 @@ class _Driver:
     def _measured(self, shot: FarmShot, number: int, value: float | None) -> None:
         shot.manifest.frames[number]["flicker"] = value
         shot.manifest.save()
+
+
+def _paint_here(
+    events: FarmEvents, name: str, iterations: int, job: ShotJob, step: Step, previous_from: str | None
+) -> dict[str, Any]:
+    """A step painted in the driver's process, heard iteration by iteration."""
+    events.step_started(name, step.number, iterations)
+    return paint_step(job, step, previous_from, events.iteration)
 
 
 def _finish(shot: FarmShot) -> None:

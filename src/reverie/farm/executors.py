@@ -16,8 +16,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Collection
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
 
 from reverie.errors import ReverieError
@@ -33,22 +34,35 @@ class Executor(Protocol):
     """True when work runs in the driver's process (and can report every iteration)."""
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
+    def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
+        """Some of `futures` that are done (none if `timeout` seconds pass first)."""
+
     def workers(self) -> int: ...
     def close(self) -> None: ...
 
 
 class InProcess:
-    """Runs each piece of work at once, in this process: the plain `reverie render`."""
+    """Runs work in this process, one piece at a time in the order it was handed in, each when the
+    driver waits: the plain `reverie render`. (Run at once on submit, a shot of independent frames
+    would paint every frame before the driver recorded the first.)"""
 
     in_process = True
 
+    def __init__(self) -> None:
+        self.queue: deque[tuple[Future, Callable[..., Any], tuple[Any, ...]]] = deque()
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
+        self.queue.append((future, fn, args))
+        return future
+
+    def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
+        future, fn, args = self.queue.popleft()
         try:
             future.set_result(fn(*args))
         except ReverieError as err:
             future.set_exception(err)
-        return future
+        return {future}
 
     def workers(self) -> int:
         return 1
@@ -73,6 +87,9 @@ class LocalProcesses:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self.pool.submit(fn, *args)
+
+    def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
+        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
 
     def workers(self) -> int:
         return self.count
@@ -114,6 +131,9 @@ class RayFarm:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         return self.remote.remote(fn, self.per_task.get("num_cpus", 1), *args).future()
 
+    def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
+        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
+
     def workers(self) -> int:
         """Steps the cluster's live nodes can run at once."""
         resources = self.ray.cluster_resources()
@@ -134,15 +154,22 @@ def make_executor(
     retries: int = DEFAULT_RETRIES,
 ) -> Executor:
     """The executor `--farm`, `--workers` and `--address` ask for."""
+    check_options(farm, workers, address, threads)
+    if farm == "local":
+        return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads)
+    return RayFarm(address, workers=workers, threads=threads, retries=retries)
+
+
+def check_options(farm: str, workers: int | None, address: str | None, threads: int | None) -> None:
+    """One-line errors for farm options that cannot work, before anything is opened or started."""
     if farm not in FARMS:
         raise ReverieError(f"--farm {farm!r} is not known: use local or ray")
     if workers is not None and workers < 1:
         raise ReverieError(f"--workers {workers} must be 1 or more")
-    if farm == "local":
-        if address:
-            raise ReverieError("--address joins a Ray cluster: add --farm ray")
-        return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads)
-    return RayFarm(address, workers=workers, threads=threads, retries=retries)
+    if threads is not None and threads < 1:
+        raise ReverieError(f"--threads {threads} must be 1 or more")
+    if farm == "local" and address:
+        raise ReverieError("--address joins a Ray cluster: add --farm ray")
 
 
 def check_reachable(address: str) -> None:
