@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -351,7 +351,7 @@ def render(
             **overrides,
         )
         shots = [(spec, chosen)]
-    runtime = _runtime(device, precision, weights, max_memory, tile_size)
+    runtime = replace(_runtime(device, precision, weights, max_memory, tile_size), threads=threads)
     options = FarmOptions(farm, workers, address, retries, threads)
     render_cli(shots, runtime, options, save_look=save_look, report=report, quiet=quiet)
 

@@ -7,6 +7,7 @@ each iteration so a UI or a signal handler can end a render early and still get 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -206,9 +207,18 @@ class Objective:
             return self.net(image, self.layers)
 
     def _grams(self, style: Tensor) -> dict[str, tuple[Tensor, int]]:
-        """Each style layer's Gram matrix and its number of positions."""
-        feats = self.net(style, frozenset(self.style_layers))
-        return {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in feats.items()}
+        """Each style layer's Gram matrix and its number of positions, computed once per network,
+        style image and layers: every frame of a shot on a worker shares them."""
+        layers = frozenset(self.style_layers)
+        digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
+        key = (id(self.net), str(style.device), tuple(style.shape), digest, tuple(sorted(layers)))
+        if key not in _STYLE_GRAMS:
+            feats = self.net(style, layers)
+            grams = {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in feats.items()}
+            _STYLE_GRAMS[key] = (self.net, grams)  # the net is kept so that its id is not reused
+            while len(_STYLE_GRAMS) > _STYLE_GRAMS_KEPT:
+                _STYLE_GRAMS.pop(next(iter(_STYLE_GRAMS)))
+        return _STYLE_GRAMS[key][1]
 
     def _blend(self, style_grams: list[dict[str, tuple[Tensor, int]]], shapes: dict) -> dict[str, Tensor]:
         """Weighted mean of the styles' Gram targets, each expressed for the frame's size."""
@@ -272,6 +282,10 @@ class Objective:
             return image.new_zeros((), dtype=torch.float32)
         scale = temporal.weight * TEMPORAL_SCALE * self.style_weight
         return temporal_loss(image, temporal.target, temporal.mask) * scale
+
+
+_STYLE_GRAMS: dict[tuple, tuple[nn.Module, dict[str, tuple[Tensor, int]]]] = {}
+_STYLE_GRAMS_KEPT = 16  # a few looks' styles at a few sizes; each entry is under 2 MB of Grams
 
 
 def _resize_map(guide: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:

@@ -13,6 +13,7 @@ Every executor returns `concurrent.futures.Future`s, so the driver waits on all 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import socket
@@ -113,13 +114,12 @@ class RayFarm:
             check_reachable(address)
             _connect(ray, address)
         else:
-            # A private instance on loopback: nothing outside this machine can join it.
-            cpus = workers * (threads or 1) if workers else None
+            # A private instance on loopback, with all of this machine's cores: nothing else can join.
             ray.init(
                 address="local",
-                num_cpus=cpus,
                 include_dashboard=False,
                 log_to_driver=False,
+                logging_level=logging.WARNING,
                 _node_ip_address="127.0.0.1",
             )
         self.ray = ray
@@ -192,7 +192,7 @@ def check_reachable(address: str) -> None:
 
 def _connect(ray: Any, address: str) -> None:
     try:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ReverieError(f"cannot join the Ray cluster at {address}: {first}") from None

@@ -1,12 +1,12 @@
-"""Rendering a shot: frames in, painted frames out, stable in time and safe to interrupt.
+"""A shot: what to read, where to write, what a render's key is, and the report at the end.
 
-Each frame is painted by `reverie.api.stylize` on the display-referred image a director sees (the plate
-through OpenColorIO), then brought back to the plate's colourspace and written atomically. With a
-temporal weight, a frame starts from the previous painted frame warped by the optical flow between the
-plates, and a temporal loss keeps it there where the flow is trusted (Ruder et al. 2016). The manifest
-(`reverie.pipeline.manifest`) lists finished frames, so a re-run renders only what is missing and a
-temporal chain resumes from the last finished frame. This module prints nothing: it reports through
-`ShotEvents`.
+Frames are painted by the farm (`reverie.farm`: the steps a worker runs, the driver that hands them
+out); `render_shot` is the farm's driver with the in-process executor. Each frame is painted by
+`reverie.api.stylize` on the display-referred image a director sees (the plate through OpenColorIO),
+then brought back to the plate's colourspace and written atomically. With a temporal weight, a frame
+starts from the previous painted frame warped by the optical flow between the plates, and a temporal loss
+keeps it there where the flow is trusted (Ruder et al. 2016). The manifest (`reverie.pipeline.manifest`)
+lists finished frames, so a re-run renders only what is missing. This module prints nothing.
 """
 
 from __future__ import annotations
