@@ -1,7 +1,7 @@
 """The render farm: how steady chunk boundaries are, and how throughput grows with workers.
 
     .venv/bin/python benchmarks/farm.py boundaries [--photo P] [--style S] [--size 96] [--frames 16]
-        [--chunk 8] [--overlaps 0,2,4] [--iterations 20]
+        [--chunk 8] [--overlaps 0,2,4] [--iterations 20] [--strip boundary.jpg]
     .venv/bin/python benchmarks/farm.py throughput [--size 48] [--frames 8] [--iterations 10]
         [--workers 1,2] [--farm local|ray]
 
@@ -88,6 +88,8 @@ def boundaries(args: argparse.Namespace, root: Path) -> None:
         inside = statistics.fmean(v for n, v in per.items() if n not in edge)
         extra = overlap * (len(edge) // (overlap + 1))  # each boundary's lead-out
         print(f"{overlap:>8} {at_edge:>10.3e} {inside:>10.3e} {at_edge / inside:>6.2f} {extra:>21}")
+        if args.strip and overlap == args.overlaps[-1]:
+            _strip(Path(args.strip), root / f"o{overlap}", sorted(edge)[0] - 1, sorted(edge)[-1])
     spec = ShotSpec(plates, str(root / "independent" / "paint.%04d.png"))
     independent = render_batch([(spec, look.replace(temporal_weight=0))], runtime, InProcess(), Quiet())
     print(f"independent frames: flicker {independent.shots[0].report.flicker:.3e}")
@@ -95,14 +97,14 @@ def boundaries(args: argparse.Namespace, root: Path) -> None:
 
 def throughput(args: argparse.Namespace, root: Path) -> None:
     plates = write_plates(
-        root / "in", make_clip(sample_painting(256), args.frames, args.size, pan=1, speed=2)
+        root / "in", make_clip(sample_painting(256), args.frames, args.size, pan=1, speed=0)
     )
     style = str(_save(root / "style.png", sample_painting(128)))
     look = Look(size=args.size, iterations=args.iterations, styles=(style,), temporal_weight=0)
     rates = {}
     for workers in args.workers:
         started = time.perf_counter()
-        executor = make_executor(args.farm, workers=workers, threads=1)
+        executor = make_executor(args.farm, workers=workers)  # each uses its share of the cores
         ready = time.perf_counter()
         events = Quiet()
         try:
@@ -123,6 +125,13 @@ def throughput(args: argparse.Namespace, root: Path) -> None:
         print(f"{workers} vs {first} workers: {overall:.2f}x overall, {running:.2f}x once running")
 
 
+def _strip(path: Path, folder: Path, first: int, last: int) -> None:
+    """The frames around a chunk boundary side by side, to look at the cross-fade."""
+    frames = [read_image(folder / f"paint.{n:04d}.png") for n in range(first, last + 1)]
+    write_image(path, np.concatenate(frames, axis=1))
+    print(f"frames {first}-{last} (a boundary, last overlap) written to {path}")
+
+
 def _save(path: Path, image: np.ndarray) -> Path:
     write_image(path, image)
     return path
@@ -140,6 +149,7 @@ def main() -> None:
     b.add_argument("--overlaps", type=lambda s: [int(x) for x in s.split(",")], default=[0, 2, 4])
     b.add_argument("--iterations", type=int, default=20)
     b.add_argument("--threads", type=int)
+    b.add_argument("--strip", help="write the frames around the last overlap's boundary to this image")
     t = sub.add_parser("throughput")
     t.add_argument("--size", type=int, default=48)
     t.add_argument("--frames", type=int, default=8)

@@ -74,6 +74,7 @@ class FarmShot:
     failed: dict[int, str] = field(default_factory=dict)
     cursor: list[int] = field(default_factory=list)
     measured: set[int] = field(default_factory=set)
+    blending: set[int] = field(default_factory=set)
     painted_now: list[int] = field(default_factory=list)
     """Frames painted (not cross-faded) in this run, in the order they finished."""
 
@@ -256,9 +257,10 @@ class _Driver:
         self.events.frame_failed(shot.name, number, message)
 
     def _maybe_blend(self, shot: FarmShot, blend: Blend) -> None:
-        if blend.number in shot.finished or blend.number in shot.failed:
+        if blend.number in shot.finished | shot.blending or blend.number in shot.failed:
             return
         if all(shot.raw_exists(c, blend.number) for c in blend.chains):
+            shot.blending.add(blend.number)
             self._submit(shot, "blend", blend, blend_step, shot.job, blend)
 
     def _maybe_measure(self, shot: FarmShot, number: int) -> None:

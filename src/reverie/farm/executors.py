@@ -20,6 +20,7 @@ import socket
 from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from reverie.errors import ReverieError
@@ -73,24 +74,55 @@ class InProcess:
 
 
 class LocalProcesses:
-    """N worker processes on this machine, each with cores / N threads."""
+    """N worker processes on this machine, each with cores / N threads. A worker that dies takes the
+    pool with it (Python's process pools cannot lose a process): the pool is started again and the
+    work it held is handed in again, up to `retries` times each."""
 
     in_process = False
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
-        self.count = workers
-        share = threads or max(1, (os.cpu_count() or 1) // workers)
+    def __init__(self, workers: int, threads: int | None = None, retries: int = DEFAULT_RETRIES) -> None:
+        self.count, self.retries = workers, retries
+        self.share = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.pool = self._start()
+        # Each future given out -> the pool's future running it now, the work, and its tries so far.
+        self.running: dict[Future, tuple[Future, Callable[..., Any], tuple[Any, ...], int]] = {}
+
+    def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: a forked copy of a process that already ran PyTorch threads can deadlock.
         context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_set_threads, initargs=(share,)
+        return ProcessPoolExecutor(
+            self.count, mp_context=context, initializer=_set_threads, initargs=(self.share,)
         )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.pool.submit(fn, *args)
+        outer: Future = Future()
+        self.running[outer] = (self._hand_in(fn, args), fn, args, 0)
+        return outer
+
+    def _hand_in(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self.pool = self._start()
+            return self.pool.submit(fn, *args)
 
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
-        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
+        inner = {self.running[f][0]: f for f in futures if f in self.running}
+        done = wait(inner, timeout=timeout, return_when=FIRST_COMPLETED).done
+        finished = set()
+        for future in done:
+            outer = inner[future]
+            _, fn, args, tries = self.running.pop(outer)
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool) and tries < self.retries:
+                self.running[outer] = (self._hand_in(fn, args), fn, args, tries + 1)
+            elif error is not None:
+                outer.set_exception(error)
+                finished.add(outer)
+            else:
+                outer.set_result(future.result())
+                finished.add(outer)
+        return finished
 
     def workers(self) -> int:
         return self.count
@@ -124,12 +156,14 @@ class RayFarm:
             )
         self.ray = ray
         self.per_task = _task_resources(ray.cluster_resources(), _node_cpus(ray), workers, threads)
+        # Torch threads: --threads, else the CPUs the task holds (a GPU task gets a node's cores).
+        self.threads = threads or int(self.per_task.get("num_cpus", _node_cpus(ray)))
         self.remote = ray.remote(_run_task).options(
             max_retries=retries, retry_exceptions=False, **self.per_task
         )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.remote.remote(fn, self.per_task.get("num_cpus", 1), *args).future()
+        return self.remote.remote(fn, self.threads, *args).future()
 
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
         return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
@@ -156,7 +190,7 @@ def make_executor(
     """The executor `--farm`, `--workers` and `--address` ask for."""
     check_options(farm, workers, address, threads)
     if farm == "local":
-        return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads)
+        return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads, retries)
     return RayFarm(address, workers=workers, threads=threads, retries=retries)
 
 
@@ -201,12 +235,13 @@ def _connect(ray: Any, address: str) -> None:
 def _task_resources(
     resources: dict[str, float], node_cpus: int, workers: int | None, threads: int | None
 ) -> dict[str, float]:
-    """One GPU per task where the cluster has GPUs; else CPU threads: --threads, or the cluster's CPUs
-    shared among --workers, or the smallest node's cores (one worker per node)."""
+    """What each step holds: one GPU where the cluster has GPUs; else CPUs, which also sets how many
+    steps run at once: the cluster's CPUs shared among --workers, else --threads, else the smallest
+    node's cores (one step per node)."""
     if resources.get("GPU", 0) >= 1:
         return {"num_gpus": 1}
     cpus = int(resources.get("CPU", 1))
-    share = threads or (max(1, cpus // workers) if workers else node_cpus)
+    share = max(1, cpus // workers) if workers else (threads or node_cpus)
     return {"num_cpus": max(1, min(share, node_cpus))}
 
 
