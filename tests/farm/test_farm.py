@@ -290,6 +290,7 @@ def test_ray_renders_the_same_frames_as_this_process(shot, reference, ray_farm, 
     assert not report.failed
     manifest = json.loads((out / "paint.manifest.json").read_text())
     assert sorted(int(n) for n in manifest["frames"]) == [1, 2, 3, 4, 5, 6]
+    assert not list(out.glob("paint.work-*"))  # the chains' raw frames go when the shot is complete
     for ours, theirs in zip(frames_of(out / "paint.%04d.png", 6), reference, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=SAME)
 

@@ -235,6 +235,8 @@ class _Driver:
                 if blend.number == number:
                     self._maybe_blend(shot, blend)
         if kind == "paint":
+            if error is None:
+                _drop_used_raw(shot, item)
             self._advance(shot, item.chain)
 
     def _finished(self, shot: FarmShot, number: int, entry: dict[str, Any]) -> None:
@@ -275,6 +277,16 @@ class _Driver:
     def _measured(self, shot: FarmShot, number: int, value: float | None) -> None:
         shot.manifest.frames[number]["flicker"] = value
         shot.manifest.save()
+
+
+def _drop_used_raw(shot: FarmShot, step: Step) -> None:
+    """The chain's previous raw frame once this one is painted from it, if no cross-fade needs it: a
+    long shot at film size would otherwise keep gigabytes of them (a resumed chain reads the output)."""
+    if step.previous is None:
+        return
+    previous = next(s for s in shot.plan.chains[step.chain] if s.number == step.previous)
+    if previous.final:
+        shot.job.raw_path(step.chain, step.previous).unlink(missing_ok=True)
 
 
 def _paint_here(
