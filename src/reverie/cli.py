@@ -299,7 +299,7 @@ def render(
     from reverie.farm.executors import check_options
     from reverie.shots import FarmOptions, render_cli, require_shots_extra
 
-    check_options(farm, workers, address, threads)
+    check_options(farm, workers, address, threads, retries)
     require_shots_extra()
     from reverie.farm.batch import load_batch
     from reverie.pipeline.shot import ShotSpec

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -86,7 +87,7 @@ class _FarmProgress:
         self._info()
 
     def frame_failed(self, shot: str, number: int, error: str) -> None:
-        self.console.print(f"[red]{shot} frame {number} failed:[/red] {error}")
+        self.console.print(f"[red]{escape(shot)} frame {number} failed:[/red] {escape(error)}")
 
     def workers(self, alive: int) -> None:
         self.alive = alive

@@ -379,3 +379,66 @@ def _kill_busy(which: str, title: str, deadline: float, cpu_time: str) -> bool:
                 return True
         time.sleep(0.2)
     return False
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def run(capsys, *args) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_a_batch_renders_every_shot_and_writes_the_farm_report(capsys, shot, tmp_path):
+    plates, look = shot
+    second = write_plates(tmp_path / "b", pan_clip(3, 32, 40, seed=1))
+    (tmp_path / "shots.toml").write_text(
+        f'[defaults]\nstyle = "{look.styles[0]}"\nsize = 40\niterations = 4\nfirst_iterations = 4\n\n'
+        f'[[shot]]\ninput = "{plates}"\noutput = "out/a.%04d.png"\nframes = "2-4"\n\n'
+        f'[[shot]]\ninput = "{second}"\noutput = "out/b.%04d.png"\nu = 3\ntemporal_weight = 0\n'
+    )
+    code, err = run(capsys, "render", "--batch", tmp_path / "shots.toml", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "a.0002.png",
+        "a.0003.png",
+        "a.0004.png",
+        "b.0001.png",
+        "b.0002.png",
+        "b.0003.png",
+    ]
+    report = json.loads((tmp_path / "shots.report.json").read_text())
+    assert [len(s["frames_rendered"]) for s in report["shots"]] == [3, 3]
+    assert all(s["flicker"] is not None for s in report["shots"]) and report["cpu_seconds"] > 0
+    frame = report["shots"][0]["frames_rendered"][0]
+    assert frame["device"] == "cpu" and frame["seconds"] > 0 and ":" in frame["worker"]
+    # Run again: everything is finished, nothing is painted.
+    code, _ = run(capsys, "render", "--batch", tmp_path / "shots.toml", "-q")
+    again = json.loads((tmp_path / "shots.report.json").read_text())
+    assert code == 0 and [s["rendered"] for s in again["shots"]] == [0, 0]
+
+
+def test_a_batch_with_invalid_shots_names_them_all_and_renders_nothing(capsys, shot, tmp_path):
+    plates, look = shot
+    (tmp_path / "shots.toml").write_text(
+        f'[defaults]\nstyle = "{look.styles[0]}"\n\n'
+        f'[[shot]]\ninput = "{plates}"\noutput = "out/a.%04d.png"\n\n'
+        f'[[shot]]\ninput = "missing/p.%04d.png"\noutput = "out/b.%04d.png"\n\n'
+        f'[[shot]]\ninput = "{plates}"\noutput = "out/c.%04d.png"\niteratons = 5\n'
+    )
+    code, err = run(capsys, "render", "--batch", tmp_path / "shots.toml", "-q")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "shot 2" in err and "shot 3" in err and "did you mean 'iterations'" in err and "shot 1" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_needs_a_shot_or_a_batch(capsys, tmp_path):
+    code, err = run(capsys, "render", "-q")
+    assert code == 2 and "reverie render INPUT -o OUTPUT" in err
+    code, err = run(capsys, "render", "x.%04d.png", "-o", "y.%04d.png", "--batch", tmp_path / "s.toml", "-q")
+    assert code == 2 and "not both" in err
+    code, err = run(capsys, "render", "x.%04d.png", "-o", "y.%04d.png", "--farm", "slurm", "-q")
+    assert code == 2 and "--farm 'slurm'" in err
+    code, err = run(capsys, "render", "x.%04d.png", "-o", "y.%04d.png", "--retries", "-1", "-q")
+    assert code == 2 and "--retries -1 must be 0 or more" in err

@@ -10,6 +10,7 @@ run again, the driver renders only what no manifest lists, picking chains up fro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -339,6 +340,4 @@ def _one_line(error: BaseException) -> str:
 
 
 def _digest(key: dict[str, Any]) -> str:
-    import hashlib
-
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]

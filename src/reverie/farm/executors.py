@@ -188,14 +188,18 @@ def make_executor(
     retries: int = DEFAULT_RETRIES,
 ) -> Executor:
     """The executor `--farm`, `--workers` and `--address` ask for."""
-    check_options(farm, workers, address, threads)
+    check_options(farm, workers, address, threads, retries)
     if farm == "local":
         return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads, retries)
     return RayFarm(address, workers=workers, threads=threads, retries=retries)
 
 
-def check_options(farm: str, workers: int | None, address: str | None, threads: int | None) -> None:
+def check_options(
+    farm: str, workers: int | None, address: str | None, threads: int | None, retries: int = 0
+) -> None:
     """One-line errors for farm options that cannot work, before anything is opened or started."""
+    if retries < 0:
+        raise ReverieError(f"--retries {retries} must be 0 or more")
     if farm not in FARMS:
         raise ReverieError(f"--farm {farm!r} is not known: use local or ray")
     if workers is not None and workers < 1:
