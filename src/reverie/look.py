@@ -167,22 +167,27 @@ class Look:
     @classmethod
     def load(cls, path: str | Path) -> Look:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ReverieError(f"look file {path} does not exist") from None
-        except IsADirectoryError:
-            raise ReverieError(f"look file {path} is a directory; give a .toml file") from None
-        except UnicodeDecodeError:
-            raise ReverieError(f"look file {path} is not a TOML text file (saved with --save-look)") from None
-        except OSError as err:
-            raise ReverieError(f"cannot read look file {path}: {err.strerror}") from None
+        text = read_text_file(path, "look file", "a TOML look file saved with --save-look")
         return cls.from_toml(text, source=str(path))
 
     def hash(self) -> str:
         """A stable content hash: the same choices give the same hash on every machine and version."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def read_text_file(path: Path, what: str, expected: str) -> str:
+    """A user's UTF-8 text file (a look, a batch of shots); what is wrong with it in one line."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReverieError(f"{what} {path} does not exist: check the path and the spelling") from None
+    except IsADirectoryError:
+        raise ReverieError(f"{what} {path} is a directory: give {expected}") from None
+    except UnicodeDecodeError:
+        raise ReverieError(f"{what} {path} is not a UTF-8 text file: give {expected}") from None
+    except OSError as err:
+        raise ReverieError(f"cannot read {what} {path}: {err.strerror}") from None
 
 
 _FLOAT_FIELDS = ("u", "style_scale", "tv_weight", "adam_lr", "temporal_weight")

@@ -54,7 +54,7 @@ from reverie.io.colorspace import resolve_colorspace
 from reverie.io.images import check_input_file
 from reverie.io.sequences import parse_frame_range, parse_pattern, require_pattern
 from reverie.io.video import check_codec, default_video_codec, is_video
-from reverie.look import INIT_MODES, Look
+from reverie.look import INIT_MODES, Look, read_text_file
 from reverie.pipeline.shot import ShotSpec, manifest_path, open_clip
 
 SPEC_KEYS = frozenset(f.name for f in fields(ShotSpec))
@@ -107,16 +107,7 @@ def load_batch(path: str | Path, base: Look | None = None, **spec_overrides: Any
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReverieError(f"batch file {path} does not exist: check the path and the spelling") from None
-    except IsADirectoryError:
-        raise ReverieError(f"batch file {path} is a directory: give a .toml file of shots") from None
-    except UnicodeDecodeError:
-        raise ReverieError(f"batch file {path} is not a UTF-8 text file: give a TOML file of shots") from None
-    except OSError as err:
-        raise ReverieError(f"cannot read batch file {path}: {err.strerror}") from None
+    text = read_text_file(path, "batch file", "a TOML file of shots")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
