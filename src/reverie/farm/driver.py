@@ -99,12 +99,14 @@ class FarmReport:
         return [(s.name, n, e) for s in self.shots for n, e in sorted(s.failed.items())]
 
     def to_dict(self) -> dict[str, Any]:
-        frames = [entry for s in self.shots for entry in _rendered(s)]
+        rendered = [_rendered(s) for s in self.shots]  # shots may share a name (plate.%04d.exr)
+        frames = [entry for entries in rendered for entry in entries]
         gpu = sum(e["seconds"] for e in frames if str(e.get("device", "")).startswith("cuda"))
         cpu = sum(e["seconds"] for e in frames if str(e.get("device", "")) == "cpu")
         return {
             "shots": [
-                {"name": s.name, **s.report.to_dict(), "frames_rendered": _rendered(s)} for s in self.shots
+                {"name": s.name, **s.report.to_dict(), "frames_rendered": r}
+                for s, r in zip(self.shots, rendered, strict=True)
             ],
             "failed": [{"shot": s, "frame": n, "error": e} for s, n, e in self.failed],
             "wall_seconds": round(self.seconds, 3),
@@ -216,8 +218,7 @@ class _Driver:
             return None
         if shot.raw_exists(step.chain, step.previous):
             return "raw"
-        was_final = any(s.number == step.previous and s.final for s in shot.plan.chains[step.chain])
-        if was_final and step.previous in shot.finished:
+        if _step_before(shot, step).final and step.previous in shot.finished:
             return "output"
         return None
 
@@ -283,11 +284,13 @@ class _Driver:
 def _drop_used_raw(shot: FarmShot, step: Step) -> None:
     """The chain's previous raw frame once this one is painted from it, if no cross-fade needs it: a
     long shot at film size would otherwise keep gigabytes of them (a resumed chain reads the output)."""
-    if step.previous is None:
-        return
-    previous = next(s for s in shot.plan.chains[step.chain] if s.number == step.previous)
-    if previous.final:
+    if step.previous is not None and _step_before(shot, step).final:
         shot.job.raw_path(step.chain, step.previous).unlink(missing_ok=True)
+
+
+def _step_before(shot: FarmShot, step: Step) -> Step:
+    """The step of the same chain that `step` continues from (step.previous must be set)."""
+    return next(s for s in shot.plan.chains[step.chain] if s.number == step.previous)
 
 
 def _paint_here(
