@@ -4,11 +4,12 @@
 
 Installs nothing; about 2-3 minutes on one H100. Steps, all on the GPU, in one process:
 1. the GPU's measured matrix peak (a large matmul, bf16 and TF32) for the utilisation figures;
-2. the reference: the film's settings at 1920x1080 (VGG16, u=4, L-BFGS 512 iterations, single scale,
+2. one evaluation's median time in fp32 and bf16, against the matmul peaks;
+3. the reference: the film's settings at 1920x1080 (VGG16, u=4, L-BFGS 512 iterations, single scale,
    fp32 with PyTorch's default TF32 convolutions): its time and its loss, by one fixed fp32 loss;
-3. Reverie's fast schedule (bf16 autocast, coarse-to-fine 480 -> 960 -> 1920 px, the painting scaled
+4. Reverie's fast schedule (bf16 autocast, coarse-to-fine 480 -> 960 -> 1920 px, the painting scaled
    along) until it reaches that loss: the seconds per frame that count;
-4. a 3840x2160 frame: 16 bf16 iterations, to show it fits and how fast an iteration is;
+5. a 3840x2160 frame: 16 bf16 iterations, to show it fits and how fast an iteration is;
 then prints a table and writes JSON. Without --content/--style the images are generated.
 """
 
@@ -91,6 +92,35 @@ def big_frame(net, style: np.ndarray, look: Look, device: torch.device, size: tu
     }
 
 
+def evaluation_speed(net, frame: np.ndarray, style: np.ndarray, look: Look, device, peak: dict) -> dict:
+    """Median seconds of one forward + backward evaluation at the frame's size, fp32 (TF32) and bf16."""
+    per_eval = flops.gatys_iteration_flops("vgg16", frame.shape[0], frame.shape[1], *_layers(look))
+    speed = {}
+    for name, dtype, peak_key in (("fp32", None, "tf32_tflops"), ("bf16", torch.bfloat16, "bf16_tflops")):
+        objective = quality.fixed_objective(net, frame, style, look, device)
+        objective.autocast_dtype = dtype
+        x = quality.to_tensor(frame, device).requires_grad_(True)
+        times = []
+        for _ in range(12):  # the first two are warm-ups (cuDNN's algorithm search)
+            x.grad = None
+            quality.sync(device)
+            started = time.perf_counter()
+            objective(x).sum().backward()
+            quality.sync(device)
+            times.append(time.perf_counter() - started)
+        seconds = float(np.median(times[2:]))
+        speed[name] = {
+            "s_per_evaluation": seconds,
+            "tflops": per_eval / seconds / 1e12,
+            "share_of_peak": per_eval / seconds / (peak[peak_key] * 1e12),
+        }
+        print(
+            f"evaluation {name}: {seconds * 1e3:.1f} ms, {speed[name]['share_of_peak']:.0%} of peak",
+            flush=True,
+        )
+    return speed
+
+
 def reset_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -118,6 +148,7 @@ def main(argv=None) -> None:
     print(f"{gpu} · torch {torch.__version__} · weights {source}", flush=True)
     print(f"matmul peak: bf16 {peak['bf16_tflops']:.0f} TFLOP/s, tf32 {peak['tf32_tflops']:.0f}", flush=True)
 
+    speed = evaluation_speed(net, frame, style, look, device, peak)
     reset_memory(device)
     film = quality.film(net, frame, style, look, device, args.film_iterations)
     film_memory = peak_memory(device)
@@ -140,6 +171,7 @@ def main(argv=None) -> None:
         "fast": {**fast.__dict__, "stages": stages, "gpu_memory_gib": fast_memory},
         "speedup": film.seconds / fast.seconds,
         "uhd": uhd,
+        "evaluation": speed,
         "gflop_per_evaluation_1080p": per_eval / 1e9,
     }
     report["film"]["utilisation_of_tf32_peak"] = _utilisation(per_eval, film, peak["tf32_tflops"])
@@ -172,6 +204,13 @@ def print_table(report: dict) -> None:
         ("speed-up", f"{report['speedup']:.1f}x"),
         ("GPU memory (film / fast)", f"{film['gpu_memory_gib']:.1f} / {fast['gpu_memory_gib']:.1f} GiB"),
         ("film run: share of TF32 matmul peak", f"{film['utilisation_of_tf32_peak']:.0%}"),
+        *(
+            (
+                f"one evaluation, {name}",
+                f"{v['s_per_evaluation'] * 1e3:.1f} ms, {v['share_of_peak']:.0%} of peak",
+            )
+            for name, v in report["evaluation"].items()
+        ),
         (uhd["size"], f"{uhd['seconds_per_iteration']:.3f} s/iteration, {uhd['gpu_memory_gib']:.1f} GiB"),
     ]
     width = max(len(name) for name, _ in rows)
