@@ -27,11 +27,18 @@ import torch
 import flops
 import quality
 from reverie.api import network
+from reverie.core import losses
 from reverie.io.images import read_image, resize
 from reverie.look import Look
 from reverie.samples import sample_painting
 
 STAGES = [(480, 160), (960, 64), (1920, 512)]  # the last stage runs only until the film's loss is reached
+# The autocast dtype of each stage (None: fp32, with cuDNN's default TF32 convolutions).
+SCHEDULES = {
+    "bf16": [torch.bfloat16] * 3,
+    "bf16, fp32 finish": [torch.bfloat16, torch.bfloat16, None],
+    "fp32": [None] * 3,
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,18 +72,42 @@ def plate(path: str | None, frame: tuple[int, int]) -> np.ndarray:
     return resize(image[top : top + target_h, left : left + target_w], frame)
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 8192, repeats: int = 10) -> float:
-    """TFLOP/s of an n^3 matmul: the GPU's practical matrix peak for that precision."""
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 8192, precision: str = "highest") -> float:
+    """TFLOP/s of an n^3 matmul: the GPU's practical matrix peak for that precision. Float32 products
+    run as TF32 with precision "high" (as cuDNN runs fp32 convolutions by default), true fp32 with
+    "highest" (PyTorch's default for matmuls, so for the film run's Gram matrices)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    quality.sync(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    quality.sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - started) / 1e12
+    default = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        for _ in range(3):
+            a @ b
+        quality.sync(device)
+        started = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        quality.sync(device)
+        return 2 * n**3 * 10 / (time.perf_counter() - started) / 1e12
+    finally:
+        torch.set_float32_matmul_precision(default)
+
+
+def gram_check(device: torch.device) -> dict:
+    """Reverie's bf16 Gram (bf16 product, fp32 output; bf16 backward) against upcasting to fp32 first."""
+    features = torch.randn(1, 256, 135, 240, device=device).to(torch.bfloat16).requires_grad_(True)
+    weights = torch.randn(256, 256, device=device)
+    fast = losses.gram(features)
+    (fast * weights).sum().backward()
+    fast_grad, features.grad = features.grad.float(), None
+    flat = features.movedim(1, -1).reshape(-1, 256).float()
+    exact = flat.T @ flat
+    (exact * weights).sum().backward()
+    exact_grad = features.grad.float()
+    return {
+        "forward_rel_error": float((fast - exact).detach().norm() / exact.detach().norm()),
+        "backward_rel_error": float((fast_grad - exact_grad).norm() / exact_grad.norm()),
+    }
 
 
 def big_frame(net, style: np.ndarray, look: Look, device: torch.device, size: tuple[int, int]) -> dict:
@@ -93,22 +124,21 @@ def big_frame(net, style: np.ndarray, look: Look, device: torch.device, size: tu
 
 
 def evaluation_speed(net, frame: np.ndarray, style: np.ndarray, look: Look, device, peak: dict) -> dict:
-    """Median seconds of one forward + backward evaluation at the frame's size, fp32 (TF32) and bf16."""
+    """Median seconds of one forward + backward evaluation at the frame's size: fp32 (TF32 convolutions),
+    bf16, and bf16 with the Gram matrices upcast to fp32 first (as before the bf16 Gram)."""
     per_eval = flops.gatys_iteration_flops("vgg16", frame.shape[0], frame.shape[1], *_layers(look))
-    speed = {}
-    for name, dtype, peak_key in (("fp32", None, "tf32_tflops"), ("bf16", torch.bfloat16, "bf16_tflops")):
-        objective = quality.fixed_objective(net, frame, style, look, device)
-        objective.autocast_dtype = dtype
-        x = quality.to_tensor(frame, device).requires_grad_(True)
-        times = []
-        for _ in range(12):  # the first two are warm-ups (cuDNN's algorithm search)
-            x.grad = None
-            quality.sync(device)
-            started = time.perf_counter()
-            objective(x).sum().backward()
-            quality.sync(device)
-            times.append(time.perf_counter() - started)
-        seconds = float(np.median(times[2:]))
+    variants = (
+        ("fp32", None, "tf32_tflops", losses.gram),
+        ("bf16", torch.bfloat16, "bf16_tflops", losses.gram),
+        ("bf16, fp32 Gram", torch.bfloat16, "bf16_tflops", _upcast_gram),
+    )
+    speed, default_gram = {}, losses.gram
+    for name, dtype, peak_key, gram_fn in variants:
+        losses.gram = gram_fn  # style_loss looks the Gram up in its module
+        try:
+            seconds = _median_evaluation(net, frame, style, look, device, dtype)
+        finally:
+            losses.gram = default_gram
         speed[name] = {
             "s_per_evaluation": seconds,
             "tflops": per_eval / seconds / 1e12,
@@ -119,6 +149,27 @@ def evaluation_speed(net, frame: np.ndarray, style: np.ndarray, look: Look, devi
             flush=True,
         )
     return speed
+
+
+def _upcast_gram(features: torch.Tensor) -> torch.Tensor:
+    f = losses.as_matrix(features)
+    with torch.autocast(f.device.type, enabled=False):
+        return f.T @ f
+
+
+def _median_evaluation(net, frame: np.ndarray, style: np.ndarray, look: Look, device, dtype) -> float:
+    objective = quality.fixed_objective(net, frame, style, look, device)
+    objective.autocast_dtype = dtype
+    x = quality.to_tensor(frame, device).requires_grad_(True)
+    times = []
+    for _ in range(12):  # the first two are warm-ups (cuDNN's algorithm search)
+        x.grad = None
+        quality.sync(device)
+        started = time.perf_counter()
+        objective(x).sum().backward()
+        quality.sync(device)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times[2:]))
 
 
 def reset_memory(device: torch.device) -> None:
@@ -142,11 +193,14 @@ def main(argv=None) -> None:
     n = 8192 if device.type == "cuda" else 512
     peak = {
         "bf16_tflops": matmul_peak(device, torch.bfloat16, n),
-        "tf32_tflops": matmul_peak(device, torch.float32, n),
+        "tf32_tflops": matmul_peak(device, torch.float32, n, "high"),
+        "fp32_tflops": matmul_peak(device, torch.float32, n),
     }
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"{gpu} · torch {torch.__version__} · weights {source}", flush=True)
-    print(f"matmul peak: bf16 {peak['bf16_tflops']:.0f} TFLOP/s, tf32 {peak['tf32_tflops']:.0f}", flush=True)
+    print("matmul peak TFLOP/s: " + ", ".join(f"{k[:4]} {v:.0f}" for k, v in peak.items()), flush=True)
+    grams = gram_check(device)
+    print(f"bf16 Gram against fp32: {grams}", flush=True)
 
     speed = evaluation_speed(net, frame, style, look, device, peak)
     reset_memory(device)
@@ -154,11 +208,15 @@ def main(argv=None) -> None:
     film_memory = peak_memory(device)
     print(f"film settings: {film.seconds:.1f} s, loss {film.loss:.4g}", flush=True)
 
-    reset_memory(device)
     stages = [(round(side * max(args.frame) / 1920), its) for side, its in STAGES]
-    fast = quality.schedule(net, frame, style, look, device, stages, film.loss, torch.bfloat16)
-    fast_memory = peak_memory(device)
-    print(f"fast schedule: {fast.seconds:.1f} s, loss {fast.loss:.4g}, reached {fast.reached}", flush=True)
+    runs = {}
+    for name, dtypes in SCHEDULES.items():
+        reset_memory(device)
+        run = quality.schedule(net, frame, style, look, device, stages, film.loss, dtypes)
+        runs[name] = {**run.__dict__, "gpu_memory_gib": peak_memory(device)}
+        print(f"schedule {name}: {run.seconds:.1f} s, loss {run.loss:.4g}, its {run.iterations}", flush=True)
+    reached = {k: v for k, v in runs.items() if v["reached"]} or runs
+    best = min(reached, key=lambda k: reached[k]["seconds"])
 
     uhd = big_frame(net, style, look, device, args.uhd)
     per_eval = flops.gatys_iteration_flops("vgg16", args.frame[1], args.frame[0], *_layers(look))
@@ -167,9 +225,12 @@ def main(argv=None) -> None:
         "torch": torch.__version__,
         "frame": f"{args.frame[0]}x{args.frame[1]}",
         "peak": peak,
+        "gram_check": grams,
         "film": {**film.__dict__, "gpu_memory_gib": film_memory},
-        "fast": {**fast.__dict__, "stages": stages, "gpu_memory_gib": fast_memory},
-        "speedup": film.seconds / fast.seconds,
+        "stages": stages,
+        "schedules": runs,
+        "fast": {**runs[best], "name": best},
+        "speedup": film.seconds / runs[best]["seconds"],
         "uhd": uhd,
         "evaluation": speed,
         "gflop_per_evaluation_1080p": per_eval / 1e9,
@@ -199,7 +260,11 @@ def print_table(report: dict) -> None:
             f"film settings, {report['frame']} ({sum(film['iterations'])} its, fp32)",
             f"{film['seconds']:.1f} s/frame, loss {film['loss']:.4g}",
         ),
-        ("Reverie fast schedule to that loss", f"{fast['seconds']:.1f} s/frame ({fast['iterations']} its)"),
+        *(
+            (f"schedule {name}", f"{v['seconds']:.1f} s/frame, {v['iterations']} its, loss {v['loss']:.4g}")
+            for name, v in report["schedules"].items()
+        ),
+        (f"fastest to that loss: {fast['name']}", f"{fast['seconds']:.1f} s/frame"),
         ("reached the film's loss", str(fast["reached"]) + f" (loss {fast['loss']:.4g})"),
         ("speed-up", f"{report['speedup']:.1f}x"),
         ("GPU memory (film / fast)", f"{film['gpu_memory_gib']:.1f} / {fast['gpu_memory_gib']:.1f} GiB"),

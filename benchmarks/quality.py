@@ -71,11 +71,13 @@ def schedule(
     device,
     stages: list[tuple[int, int]],
     target: float,
-    dtype: torch.dtype | None,
+    dtype: torch.dtype | list[torch.dtype | None] | None,
     check_every: int = 8,
 ) -> Run:
     """Coarse-to-fine: (long side, iterations) per stage, each starting from the previous one upsampled
-    and the painting scaled along; the last stage stops as soon as the fixed loss is <= target."""
+    and the painting scaled along; the last stage stops as soon as the fixed loss is <= target.
+    `dtype`: the autocast dtype of every stage (None: fp32), or a list with one per stage."""
+    dtypes = dtype if isinstance(dtype, list) else [dtype] * len(stages)
     judge = fixed_objective(net, plate, style, look, device)
     h, w = plate.shape[:2]
     image, spent, done, reached, loss = None, 0.0, [], False, float("inf")
@@ -90,7 +92,7 @@ def schedule(
         sync(device)
         started = time.perf_counter()
         result = transfer(
-            content, [painting], stage, net, init=init, autocast_dtype=dtype,
+            content, [painting], stage, net, init=init, autocast_dtype=dtypes[index],
             callback=check, should_stop=check.reached if check else None,
         )  # fmt: skip
         sync(device)

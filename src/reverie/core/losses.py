@@ -14,16 +14,47 @@ from torch import Tensor
 
 def as_matrix(features: Tensor) -> Tensor:
     """(1, C, H, W) features -> (H*W, C) float32. Free for channels_last tensors (no copy)."""
+    return _flatten(features).float()
+
+
+def _flatten(features: Tensor) -> Tensor:
     if features.dim() != 4 or features.shape[0] != 1:
         raise ValueError(f"expected features of shape (1, C, H, W), got {tuple(features.shape)}")
-    return features.movedim(1, -1).reshape(-1, features.shape[1]).float()
+    return features.movedim(1, -1).reshape(-1, features.shape[1])
 
 
 def gram(features: Tensor) -> Tensor:
     """Unnormalised Gram matrix G = F F^T of (1, C, H, W) features: (C, C), float32 (Gatys eq. 3)."""
-    f = as_matrix(features)
+    f = _flatten(features)
     with torch.autocast(f.device.type, enabled=False):
+        if f.dtype == torch.bfloat16 and f.requires_grad:
+            return _LowPrecisionGram.apply(f)
+        f = f.float()
         return f.T @ f
+
+
+class _LowPrecisionGram(torch.autograd.Function):
+    """F^T F of bfloat16 features (M, C), as float32, with a backward pass in bfloat16.
+
+    Products of two bf16 numbers are exact in fp32, so G is the same as upcasting first. The backward
+    dF = F (dG + dG^T) runs as one bf16 product with fp32 accumulation: dF is rounded to bf16 anyway on
+    its way into the bf16 network, and autograd's own backward of F^T F would be two fp32 products. The
+    forward is a bf16 tensor-core product with fp32 output on CUDA (`mm(..., out_dtype=)`, CUDA-only in
+    PyTorch 2.13), an fp32 product elsewhere.
+    """
+
+    @staticmethod
+    def forward(ctx, f: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(f)
+        if f.is_cuda:
+            return torch.mm(f.T, f, out_dtype=torch.float32)
+        upcast = f.float()
+        return upcast.T @ upcast
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (f,) = ctx.saved_tensors
+        return f @ (grad + grad.T).to(f.dtype)
 
 
 def guided_gram(features: Tensor, weights: Tensor) -> Tensor:
