@@ -28,16 +28,19 @@ import flops
 import quality
 from reverie.api import network
 from reverie.core import losses
-from reverie.io.images import read_image, resize
+from reverie.io.images import read_image, resize, write_image
 from reverie.look import Look
 from reverie.samples import sample_painting
 
-STAGES = [(480, 160), (960, 64), (1920, 512)]  # the last stage runs only until the film's loss is reached
-# The autocast dtype of each stage (None: fp32, with cuDNN's default TF32 convolutions).
+# Schedules to the film's loss: (long side at 1920x1080, iterations, precision) per stage, each stage
+# going on from the last; the last stage runs only until the film's loss is reached.
 SCHEDULES = {
-    "bf16": [torch.bfloat16] * 3,
-    "bf16, fp32 finish": [torch.bfloat16, torch.bfloat16, None],
-    "fp32": [None] * 3,
+    "coarse-to-fine bf16": [(480, 160, "bf16"), (960, 64, "bf16"), (1920, 512, "bf16")],
+    "coarse-to-fine bf16, tf32 finish": [(480, 160, "bf16"), (960, 64, "bf16"), (1920, 512, "tf32")],
+    "bf16": [(1920, 512, "bf16")],
+    "tf32": [(1920, 512, "tf32")],
+    "bf16 300, fp32 finish": [(1920, 300, "bf16"), (1920, 512, "fp32")],
+    "bf16 300, tf32 finish": [(1920, 300, "bf16"), (1920, 512, "tf32")],
 }
 
 
@@ -47,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--style")
     parser.add_argument("--weights", help="VGG16 checkpoint (default: the packaged weights)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--images", type=Path, help="folder for the film's and the fastest run's frames")
     parser.add_argument("--film-iterations", type=int, default=512)
     # For a dry run of this script on a CPU at a tiny size: --device cpu --frame 128x72 --uhd 256x144.
     parser.add_argument("--device", default="cuda")
@@ -114,7 +118,7 @@ def big_frame(net, style: np.ndarray, look: Look, device: torch.device, size: tu
     """16 bf16 iterations at 3840x2160: it fits, and at what speed."""
     reset_memory(device)
     stage = [(max(size), 16)]
-    run = quality.schedule(net, plate(None, size), style, look, device, stage, -1.0, torch.bfloat16, 1000)
+    run = quality.schedule(net, plate(None, size), style, look, device, stage, -1.0, "bf16", 1000)
     return {
         "size": f"{size[0]}x{size[1]}",
         "iterations": run.iterations[0],
@@ -172,6 +176,13 @@ def _median_evaluation(net, frame: np.ndarray, style: np.ndarray, look: Look, de
     return float(np.median(times[2:]))
 
 
+def save_images(folder: Path, images: dict[str, torch.Tensor]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in images.items():
+        array = (image[0].detach().float().permute(1, 2, 0).cpu().numpy() / 255).clip(0, 1)
+        write_image(folder / f"{name}.png", array)
+
+
 def reset_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -208,15 +219,19 @@ def main(argv=None) -> None:
     film_memory = peak_memory(device)
     print(f"film settings: {film.seconds:.1f} s, loss {film.loss:.4g}", flush=True)
 
-    stages = [(round(side * max(args.frame) / 1920), its) for side, its in STAGES]
-    runs = {}
-    for name, dtypes in SCHEDULES.items():
+    scale = max(args.frame) / 1920
+    runs, images = {}, {"film": film.image}
+    for name, plan in SCHEDULES.items():
         reset_memory(device)
-        run = quality.schedule(net, frame, style, look, device, stages, film.loss, dtypes)
-        runs[name] = {**run.__dict__, "gpu_memory_gib": peak_memory(device)}
+        stages = [(round(side * scale), its) for side, its, _ in plan]
+        run = quality.schedule(net, frame, style, look, device, stages, film.loss, [p for *_, p in plan])
+        runs[name] = {**run.summary(), "stages": plan, "gpu_memory_gib": peak_memory(device)}
+        images[name] = run.image
         print(f"schedule {name}: {run.seconds:.1f} s, loss {run.loss:.4g}, its {run.iterations}", flush=True)
     reached = {k: v for k, v in runs.items() if v["reached"]} or runs
     best = min(reached, key=lambda k: reached[k]["seconds"])
+    if args.images:
+        save_images(args.images, {"film": images["film"], "fastest": images[best]})
 
     uhd = big_frame(net, style, look, device, args.uhd)
     per_eval = flops.gatys_iteration_flops("vgg16", args.frame[1], args.frame[0], *_layers(look))
@@ -226,8 +241,7 @@ def main(argv=None) -> None:
         "frame": f"{args.frame[0]}x{args.frame[1]}",
         "peak": peak,
         "gram_check": grams,
-        "film": {**film.__dict__, "gpu_memory_gib": film_memory},
-        "stages": stages,
+        "film": {**film.summary(), "gpu_memory_gib": film_memory},
         "schedules": runs,
         "fast": {**runs[best], "name": best},
         "speedup": film.seconds / runs[best]["seconds"],

@@ -495,14 +495,14 @@ def time_to_quality(ctx: Context, report: dict) -> None:
     film = quality.film(net, plate, style, look, ctx.device, film_its)
     stages = [(s * look.size // 512, its) for s, its in QUALITY_STAGES]
     runs = {}
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+    for name in ("fp32", "bf16"):
         progress.print(f"time to quality: Reverie's schedule {stages}, {name}...")
-        runs[name] = quality.schedule(net, plate, style, look, ctx.device, stages, film.loss, dtype)
+        runs[name] = quality.schedule(net, plate, style, look, ctx.device, stages, film.loss, name)
     report["time_to_quality"] = {
         "size": size.name,
-        "film": film.__dict__,
+        "film": film.summary(),
         "stages": stages,
-        **{name: {**run.__dict__, "speedup": film.seconds / run.seconds} for name, run in runs.items()},
+        **{name: {**run.summary(), "speedup": film.seconds / run.seconds} for name, run in runs.items()},
     }
     out.print(quality_table(report["time_to_quality"]))
 

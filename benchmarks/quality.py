@@ -12,7 +12,9 @@ Used by `performance.py` (CPU, 512 px) and `gpu_check.py` (GPU, 1920x1080).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,6 +31,35 @@ class Run:
     loss: float
     iterations: list[int]
     reached: bool
+    image: torch.Tensor | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        """The figures, for a JSON report (no image)."""
+        return {
+            "seconds": self.seconds,
+            "loss": self.loss,
+            "iterations": self.iterations,
+            "reached": self.reached,
+        }
+
+
+# How a stage computes: the autocast dtype of the network, and float32 matmul precision (the Gram
+# matrices; cuDNN's convolutions use TF32 on GPUs by PyTorch's default in any case).
+PRECISIONS = {
+    "fp32": (None, "highest"),
+    "tf32": (None, "high"),  # float32 Gram matrices as TF32 tensor-core products (GPUs)
+    "bf16": (torch.bfloat16, "highest"),
+}
+
+
+@contextmanager
+def matmul_precision(name: str) -> Iterator[None]:
+    default = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(name)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(default)
 
 
 def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -48,6 +79,11 @@ def fixed_objective(net, plate: np.ndarray, style: np.ndarray, look: Look, devic
     return Objective(net, content, [painting], look.replace(size=max(h, w)))
 
 
+def judge_loss(judge: Objective, image: torch.Tensor) -> float:
+    with torch.no_grad(), matmul_precision("highest"):
+        return float(judge(image).sum())
+
+
 def film(net, plate, style, look: Look, device, iterations: int = 512) -> Run:
     """The film's settings at the plate's size: one fp32 pass of `iterations` L-BFGS iterations."""
     judge = fixed_objective(net, plate, style, look, device)
@@ -58,9 +94,7 @@ def film(net, plate, style, look: Look, device, iterations: int = 512) -> Run:
     result = transfer(to_tensor(plate, device), [painting], single, net)
     sync(device)
     seconds = time.perf_counter() - started
-    with torch.no_grad():
-        loss = float(judge(result.image).sum())
-    return Run(seconds, loss, [result.iterations], True)
+    return Run(seconds, judge_loss(judge, result.image), [result.iterations], True, result.image)
 
 
 def schedule(
@@ -71,16 +105,16 @@ def schedule(
     device,
     stages: list[tuple[int, int]],
     target: float,
-    dtype: torch.dtype | list[torch.dtype | None] | None,
+    precision: str | list[str],
     check_every: int = 8,
 ) -> Run:
-    """Coarse-to-fine: (long side, iterations) per stage, each starting from the previous one upsampled
-    and the painting scaled along; the last stage stops as soon as the fixed loss is <= target.
-    `dtype`: the autocast dtype of every stage (None: fp32), or a list with one per stage."""
-    dtypes = dtype if isinstance(dtype, list) else [dtype] * len(stages)
+    """Coarse-to-fine: (long side, iterations) per stage, each starting from the previous one (upsampled
+    if smaller) and the painting scaled along; the last stage stops as soon as the fixed loss is <=
+    target. `precision`: a name in PRECISIONS for every stage, or a list with one per stage."""
+    precisions = precision if isinstance(precision, list) else [precision] * len(stages)
     judge = fixed_objective(net, plate, style, look, device)
     h, w = plate.shape[:2]
-    image, spent, done, reached, loss = None, 0.0, [], False, float("inf")
+    image, spent, done = None, 0.0, []
     for index, (side, iterations) in enumerate(stages):
         size = (round(w * side / max(h, w)), round(h * side / max(h, w)))
         stage = look.replace(size=side, iterations=iterations)
@@ -89,21 +123,20 @@ def schedule(
         init = None if image is None else _upsample(image, size, device)
         last = index == len(stages) - 1
         check = _Checker(judge, target, check_every, device) if last else None
+        dtype, matmul = PRECISIONS[precisions[index]]
         sync(device)
         started = time.perf_counter()
-        result = transfer(
-            content, [painting], stage, net, init=init, autocast_dtype=dtypes[index],
-            callback=check, should_stop=check.reached if check else None,
-        )  # fmt: skip
+        with matmul_precision(matmul):
+            result = transfer(
+                content, [painting], stage, net, init=init, autocast_dtype=dtype,
+                callback=check, should_stop=check.reached if check else None,
+            )  # fmt: skip
         sync(device)
         spent += time.perf_counter() - started - (check.seconds if check else 0.0)
         image = result.image
         done.append(result.iterations)
-        if last:
-            with torch.no_grad():
-                loss = float(judge(image).sum())
-            reached = loss <= target
-    return Run(spent, loss, done, reached)
+    loss = judge_loss(judge, image)
+    return Run(spent, loss, done, loss <= target, image)
 
 
 class _Checker:
@@ -119,8 +152,7 @@ class _Checker:
             return
         sync(self.device)
         started = time.perf_counter()
-        with torch.no_grad():
-            self.hit = float(self.judge(event.image).sum()) <= self.target
+        self.hit = judge_loss(self.judge, event.image) <= self.target
         sync(self.device)
         self.seconds += time.perf_counter() - started
 
@@ -129,5 +161,8 @@ class _Checker:
 
 
 def _upsample(image: torch.Tensor, size: tuple[int, int], device) -> torch.Tensor:
+    """The previous stage's image at `size`; a stage at the same size goes on from it unchanged."""
+    if (image.shape[3], image.shape[2]) == size:
+        return image.detach()
     array = (image[0].detach().float().permute(1, 2, 0).cpu().numpy() / 255).clip(0, 1)
     return to_tensor(resize(array, size), device)
