@@ -38,6 +38,25 @@ def test_stylize_writes_image_sidecar_and_look(capsys, images, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_mixed_precision_is_recorded(capsys, images, tmp_path):
+    out = tmp_path / "mixed.png"
+    code, err = run(
+        capsys,
+        "stylize",
+        images["content"],
+        "--style",
+        images["style"],
+        "-o",
+        out,
+        *TINY,
+        "--precision",
+        "mixed",
+    )
+    assert code == 0, err
+    record = json.loads((tmp_path / "mixed.png.json").read_text())
+    assert record["precision"] == "mixed" and record["iterations"] == 3
+
+
 def test_a_saved_look_renders_again_and_flags_override_it(capsys, images, tmp_path):
     look_file = tmp_path / "look.toml"
     look_file.write_text(Look(u=2, size=48, iterations=2, styles=(str(images["style"]),)).to_toml())
@@ -70,13 +89,14 @@ def _bad_inputs(tmp: Path, images: dict[str, Path]) -> dict[str, tuple[list[str]
         "no style": ([c, "-o", out], "--style"),
         "too large": ([c, "--style", s, "-o", out, "--size", "16000"], "use --size"),
         "bad look": ([c, "--style", s, "-o", out, "--look", s], "TOML"),
+        "precision": ([c, "--style", s, "-o", out, "--precision", "fp16"], "fp32, bf16 or mixed"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing", "directory", "empty", "truncated", "text", "network", "u text", "u absurd", "crop",
-     "unwritable", "format", "no style", "too large", "bad look"],
+     "unwritable", "format", "no style", "too large", "bad look", "precision"],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(capsys, images, tmp_path, case):
     args, expected = _bad_inputs(tmp_path, images)[case]

@@ -26,7 +26,7 @@ from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
 from reverie.nets import build_network, check_layers
-from reverie.runtime import Runtime, autocast_dtype, available_memory, configure
+from reverie.runtime import Runtime, autocast_dtype, available_memory, configure, fp32_finish
 
 ImageInput = str | os.PathLike[str] | np.ndarray
 
@@ -113,7 +113,7 @@ def stylize(
     _check_memory(look, runtime, device, work_w, work_h)
     net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
     check_layers(look.network, net.names, look.layers())
-    optimise = _Pass(plate, styles, net, device, autocast_dtype(runtime), callback, should_stop, continuity)
+    optimise = _Pass(plate, styles, net, device, runtime, callback, should_stop, continuity)
 
     result = optimise(look, _init_image(look, (work_w, work_h), device) if continuity is None else None)
     image, iterations = result.image, result.iterations
@@ -133,7 +133,7 @@ def stylize(
         stopped=result.stopped,
         seconds=time.perf_counter() - started,
         device=str(device),
-        precision="bf16" if optimise.dtype == torch.bfloat16 else "fp32",
+        precision=runtime.precision,
         working_size=(work_w, work_h),
         output_size=(out.shape[1], out.shape[0]),
         weights=weights_source,
@@ -159,7 +159,7 @@ class _Pass:
     styles: list[np.ndarray]
     net: torch.nn.Module
     device: torch.device
-    dtype: torch.dtype | None
+    runtime: Runtime
     callback: Callback | None
     should_stop: Callable[[], bool] | None
     continuity: Continuity | None = None
@@ -188,7 +188,8 @@ class _Pass:
             self.net,
             init=init,
             style_weights=look.style_weights or None,
-            autocast_dtype=self.dtype,
+            autocast_dtype=autocast_dtype(self.runtime),
+            fp32_finish=fp32_finish(self.runtime, look.iterations),
             guidance=guidance,
             frame_size=(size[1], size[0]),
             temporal=temporal,

@@ -102,7 +102,9 @@ WeightsOpt = Annotated[
 DeviceOpt = Annotated[str, Opt(help="auto, cpu or cuda.")]
 MaxMemoryOpt = Annotated[str | None, Opt(help="Memory it may use, e.g. 8G. [default: all free]")]
 TileOpt = Annotated[int | None, Opt(help="Refine in tiles of at most this many px.")]
-PrecisionOpt = Annotated[str, Opt(help="fp32, or bf16 (faster, experimental: can lose the content).")]
+PrecisionOpt = Annotated[
+    str, Opt(help="fp32; mixed (bf16, then a float32 finish: faster, same quality); bf16 (a draft).")
+]
 QuietOpt = Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")]
 
 

@@ -41,3 +41,22 @@ def test_content_and_tv():
 def test_content_scale_keeps_u_at_512px():
     assert content_scale(384, 512) == 1.0
     assert content_scale(1024, 768) == 0.25
+
+
+def test_bf16_gram_is_exact_forward_and_close_backward():
+    # The bf16 path: an fp32 Gram of the bf16 values (products of bf16 numbers are exact in fp32) and
+    # a gradient within bf16 rounding of autograd's fp32 one.
+    torch.manual_seed(0)
+    f = torch.randn(1, 32, 12, 10).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(32, 32)
+    fast_f = f.clone().requires_grad_(True)
+    fast = gram(fast_f)
+    (fast * weights).sum().backward()
+    exact_f = f.float().requires_grad_(True)
+    exact = gram(exact_f)
+    (exact * weights).sum().backward()
+    assert fast.dtype == torch.float32
+    torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-4)
+    assert fast_f.grad.dtype == torch.bfloat16
+    error = (fast_f.grad.float() - exact_f.grad).norm() / exact_f.grad.norm()
+    assert 0 < error < 1e-2

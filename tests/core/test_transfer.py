@@ -9,6 +9,7 @@ from reverie.core.transfer import (
     Temporal,
     _run_lbfgs_device,
     _run_lbfgsb,
+    precision_phases,
     transfer,
 )
 from reverie.look import Look
@@ -55,6 +56,48 @@ def test_iterations_events_bounds_and_stop(vgg16, pair):
     assert result.stopped and result.iterations == 4
     assert 0 <= result.image.min() and result.image.max() <= 255
     assert events[-1].losses.total < events[0].losses.total
+
+
+def test_precision_phases():
+    bf16 = torch.bfloat16
+    assert precision_phases(10, bf16, 3) == [(7, bf16), (3, None)]
+    assert precision_phases(10, bf16, 0) == [(10, bf16)]
+    assert precision_phases(10, bf16, 50) == [(10, None)]
+    assert precision_phases(10, None, 3) == [(10, None)]  # already float32: one phase
+    assert precision_phases(0, bf16, 3) == [(0, bf16)]
+
+
+def test_fp32_finish_counts_on_and_runs_in_float32(vgg16, pair, monkeypatch):
+    content, style = pair
+    dtypes, events = [], []
+    original = Objective.__call__
+
+    def recorded(self, image):
+        dtypes.append(self.autocast_dtype)
+        return original(self, image)
+
+    monkeypatch.setattr(Objective, "__call__", recorded)
+    look = Look(iterations=8)
+    result = transfer(
+        content, [style], look, vgg16, autocast_dtype=torch.bfloat16, fp32_finish=3, callback=events.append
+    )
+    assert [e.iteration for e in events] == list(range(1, 9))
+    assert {e.total for e in events} == {8}
+    assert result.iterations == 8 and not result.stopped
+    assert torch.bfloat16 in dtypes and dtypes[-1] is None  # bf16 first, float32 at the end
+    assert dtypes.index(None) > dtypes.index(torch.bfloat16)
+    assert events[-1].losses.total < events[0].losses.total
+
+
+def test_a_stop_in_the_bf16_phase_skips_the_finish(vgg16, pair):
+    content, style = pair
+    events: list[IterationEvent] = []
+    result = transfer(
+        content, [style], Look(iterations=8), vgg16, autocast_dtype=torch.bfloat16, fp32_finish=3,
+        callback=events.append, should_stop=lambda: len(events) >= 2,
+    )  # fmt: skip
+    assert result.stopped and result.iterations == 2
+    assert [e.iteration for e in events] == [1, 2]
 
 
 def test_same_seed_same_pixels(vgg16, pair):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import FunctionCtx
 
 
 def as_matrix(features: Tensor) -> Tensor:
@@ -44,7 +45,7 @@ class _LowPrecisionGram(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, f: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, f: Tensor) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(f)
         if f.is_cuda:
             return torch.mm(f.T, f, out_dtype=torch.float32)
@@ -52,7 +53,7 @@ class _LowPrecisionGram(torch.autograd.Function):
         return upcast.T @ upcast
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
         (f,) = ctx.saved_tensors
         return f @ (grad + grad.T).to(f.dtype)
 
