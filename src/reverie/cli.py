@@ -439,6 +439,35 @@ def demo(
     render_still(plate, output, chosen, Runtime(), quiet=quiet)
 
 
+@app.command()
+def ui(
+    port: Annotated[int, Opt(help="Port to listen on (0: any free port).")] = 7860,
+    host: Annotated[str, Opt(help="Address to bind; anything but loopback needs a password or token.")] = (
+        "127.0.0.1"
+    ),
+    root: Annotated[
+        list[Path] | None, Opt(help="A folder whose shots and frames the page may read and write (repeat).")
+    ] = None,
+    password: Annotated[
+        str | None, Opt(envvar="REVERIE_UI_PASSWORD", help="Password for --host other than loopback.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
+    weights: WeightsOpt = None,
+) -> None:
+    """Start the look-development web page (previews, u sweeps, looks, shot renders) and print its address."""
+    try:
+        from reverie.ui.server import serve
+    except ImportError as err:
+        raise ReverieError(
+            f"the web UI needs the ui extra ({err.name} is missing): pip install 'reverie[ui]'"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise ReverieError(f"--port {port} is not a port: use 1-65535, or 0 for any free one")
+    runtime = Runtime(device=device, precision=precision, weights=str(weights) if weights else None)
+    serve(host, port, root or [], password, runtime)
+
+
 look_app = typer.Typer(help="Inspect saved looks: show, diff, validate.", no_args_is_help=True)
 app.add_typer(look_app, name="look")
 

@@ -1,0 +1,1 @@
+"""The look-development web page (`reverie ui`); needs the `ui` extra."""

@@ -1,0 +1,138 @@
+"""The UI's render queue: previews, sweeps and shots run one at a time on one worker thread, and every
+browser tab sees the same queue. Knows nothing of HTTP; the server turns jobs into JSON."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reverie.errors import ReverieError
+
+KEPT_JOBS = 50  # finished jobs kept for the page; older ones are forgotten
+_ids = itertools.count(1)
+
+
+class Stopped(Exception):
+    """Raised inside a job's work when the user pressed Stop."""
+
+
+@dataclass
+class Job:
+    kind: str
+    """preview, sweep or shot."""
+    label: str
+    work: Callable[[Job], None]
+    id: str = field(default_factory=lambda: f"job-{next(_ids)}")
+    state: str = "queued"
+    iteration: int = 0
+    total: int = 0
+    frames_done: int = 0
+    frames_total: int = 0
+    frames: dict[int, bytes] = field(default_factory=dict)
+    """Finished shot frames as PNG thumbnails, by frame number."""
+    error: str | None = None
+    image: bytes | None = None
+    """The latest PNG: a preview's current image, a sweep's grid."""
+    version: int = 0
+    created: float = field(default_factory=time.time)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    def show(self, png: bytes) -> None:
+        self.image, self.version = png, self.version + 1
+
+    def progress(self, iteration: int, total: int) -> None:
+        self.iteration, self.total = iteration, total
+
+    def check_stop(self) -> bool:
+        return self.stop_requested.is_set()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "label": self.label,
+            "iteration": self.iteration,
+            "total": self.total,
+            "frames_done": self.frames_done,
+            "frames_total": self.frames_total,
+            "frames": sorted(self.frames),
+            "error": self.error,
+            "version": self.version,
+            "created": self.created,
+        }
+
+
+class JobQueue:
+    """First in, first out, one job at a time: a render uses the whole machine."""
+
+    def __init__(self) -> None:
+        self._jobs: list[Job] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="reverie-ui-jobs", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, label: str, work: Callable[[Job], None]) -> Job:
+        job = Job(kind, label, work)
+        with self._wake:
+            self._jobs.append(job)
+            self._forget_old()
+            self._wake.notify()
+        return job
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(reversed(self._jobs))
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return next((j for j in self._jobs if j.id == job_id), None)
+
+    def stop(self, job: Job) -> None:
+        with self._lock:
+            job.stop_requested.set()
+            if job.state == "queued":
+                job.state = "stopped"
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            for job in self._jobs:
+                job.stop_requested.set()
+            self._wake.notify()
+        self._thread.join(timeout=30)
+
+    def _next(self) -> Job | None:
+        with self._wake:
+            while not self._closed:
+                job = next((j for j in self._jobs if j.state == "queued"), None)
+                if job is not None:
+                    job.state = "running"
+                    return job
+                self._wake.wait()
+            return None
+
+    def _run(self) -> None:
+        while (job := self._next()) is not None:
+            try:
+                job.work(job)
+                state, error = ("stopped" if job.check_stop() else "done"), None
+            except Stopped:
+                state, error = "stopped", None
+            except ReverieError as err:
+                state, error = "failed", str(err)
+            except Exception as err:  # a job's failure must not take the server down
+                state, error = "failed", f"{type(err).__name__}: {err}".splitlines()[0]
+            with self._lock:
+                job.state, job.error = state, error
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs if j.state not in ("queued", "running")]
+        for job in finished[: max(0, len(finished) - KEPT_JOBS)]:
+            self._jobs.remove(job)
