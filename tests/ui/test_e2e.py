@@ -56,6 +56,7 @@ def test_a_director_previews_a_look_and_saves_it(server, tmp_path):
         thumb = page.locator("#content-thumb")
         expect(thumb).to_have_attribute("src", re.compile(r"/api/images/img-\d+\.png"))
         page.set_input_files("#style-file", str(style))
+        expect(page.locator("#style-size")).to_contain_text("96 × 72")  # uploaded and read by the server
         page.locator("#u").fill("3")
         expect(page.locator("#u-label")).to_contain_text("3")
         page.fill("#iterations", "8")
@@ -70,6 +71,11 @@ def test_a_director_previews_a_look_and_saves_it(server, tmp_path):
         start = _pixels(page.request.get(f"{server}api/images/{_content_id(page)}.png").body())
         assert painted.shape[:2] == (36, 48)
         assert np.abs(painted - _resized(start, painted.shape)).mean() > 0.02  # the image changed
+
+        second_tab = browser.new_page()
+        second_tab.goto(server)
+        expect(second_tab.locator("#jobs li.job")).to_have_count(1)  # the same queue in every tab
+        expect(second_tab.locator("#jobs li.job")).to_have_attribute("data-state", "done")
 
         with page.expect_download() as download:
             page.click("#save-look")

@@ -246,3 +246,14 @@ def test_a_token_guards_a_server_reachable_from_other_machines(tmp_path, root):
         test_client.cookies.clear()
         assert test_client.get("/api/options", headers={"Authorization": "Bearer wrong"}).status_code == 401
     state.queue.close()
+
+
+def test_other_sites_and_rebound_host_names_are_refused(client):
+    evil = client.post("/api/looks/toml", json={"look": TINY}, headers={"Origin": "http://evil.example"})
+    assert "other web sites" in _error(evil, 403)
+    sandboxed = client.post("/api/looks/toml", json={"look": TINY}, headers={"Origin": "null"})
+    _error(sandboxed, 403)
+    same = client.post("/api/looks/toml", json={"look": TINY}, headers={"Origin": "http://127.0.0.1:7860"})
+    assert same.status_code == 200
+    rebound = client.get("/api/options", headers={"Host": "attacker.example:7860"})
+    assert "loopback" in _error(rebound, 403)
