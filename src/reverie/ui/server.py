@@ -1,6 +1,6 @@
 """`reverie ui`: a look-development page for directors and artists, on the same core, looks and farm.
 
-A small Starlette app: JSON endpoints (the contract is in `static/app.js`'s header and the README), the
+A small Starlette app: JSON endpoints (the table in `build_app`; errors are {"error": one line}), the
 static page, and one render queue (`jobs.py`) that every tab shares. Files on the server are reached
 only under the folders given with --root (`security.Roots`); uploads are checked in size and content.
 """
@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,9 @@ def _guarded(handler: Callable) -> Callable:
             return _error(str(err), 403)
         except ReverieError as err:
             return _error(str(err))
+        except Exception as err:  # a bug: the page gets one line, the server's log the traceback
+            traceback.print_exc()
+            return _error(f"internal error ({type(err).__name__}): the server log has the details", 500)
 
     return endpoint
 
