@@ -16,6 +16,7 @@ then prints a table and writes JSON. Without --content/--style the images are ge
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -53,6 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--images", type=Path, help="folder for the film's and the fastest run's frames")
     parser.add_argument("--film-iterations", type=int, default=512)
+    parser.add_argument("--schedules", help="names of SCHEDULES to run, separated by ; (default: all)")
+    parser.add_argument("--histories", default="8", help="L-BFGS memories to try each schedule with")
+    parser.add_argument("--skip-speed", action="store_true", help="no evaluation timings")
+    parser.add_argument("--skip-uhd", action="store_true", help="no 3840x2160 frame")
     # For a dry run of this script on a CPU at a tiny size: --device cpu --frame 128x72 --uhd 256x144.
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--frame", default="1920x1080")
@@ -60,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.frame = tuple(int(v) for v in args.frame.split("x"))
     args.uhd = tuple(int(v) for v in args.uhd.split("x"))
+    args.schedules = args.schedules.split(";") if args.schedules else list(SCHEDULES)
+    args.histories = [int(v) for v in args.histories.split(",")]
     return args
 
 
@@ -218,10 +225,12 @@ def main(argv=None) -> None:
     grams = gram_check(device)
     print(f"bf16 Gram against fp32: {grams}", flush=True)
 
-    speed = evaluation_speed(net, frame, style, look, device, peak)
+    speed = {} if args.skip_speed else evaluation_speed(net, frame, style, look, device, peak)
     # cuDNN's autotuner, for the rest of the run (the film's settings too) when it pays: a render's
     # frames all have one size, so its search is paid once.
-    benchmark = speed["bf16, cuDNN benchmark"]["s_per_evaluation"] < 0.97 * speed["bf16"]["s_per_evaluation"]
+    benchmark = bool(speed) and (
+        speed["bf16, cuDNN benchmark"]["s_per_evaluation"] < 0.97 * speed["bf16"]["s_per_evaluation"]
+    )
     torch.backends.cudnn.benchmark = benchmark
     print(f"cuDNN benchmark mode for the runs below: {benchmark}", flush=True)
     reset_memory(device)
@@ -231,10 +240,17 @@ def main(argv=None) -> None:
 
     scale = max(args.frame) / 1920
     runs, images = {}, {"film": film.image}
-    for name, plan in SCHEDULES.items():
+    for (schedule, plan), history in itertools.product(
+        [(k, SCHEDULES[k]) for k in args.schedules], args.histories
+    ):
+        # The film kept 8 L-BFGS steps; a longer memory is one more way to need fewer iterations.
+        name = schedule if args.histories == [8] else f"{schedule}, history {history}"
         reset_memory(device)
         stages = [(round(side * scale), its) for side, its, _ in plan]
-        run = quality.schedule(net, frame, style, look, device, stages, film.loss, [p for *_, p in plan])
+        precisions = [p for *_, p in plan]
+        run = quality.schedule(
+            net, frame, style, look.replace(lbfgs_history=history), device, stages, film.loss, precisions
+        )
         runs[name] = {**run.summary(), "stages": plan, "gpu_memory_gib": peak_memory(device)}
         images[name] = run.image
         print(f"schedule {name}: {run.seconds:.1f} s, loss {run.loss:.4g}, its {run.iterations}", flush=True)
@@ -243,7 +259,7 @@ def main(argv=None) -> None:
     if args.images:
         save_images(args.images, {"film": images["film"], "fastest": images[best]})
 
-    uhd = big_frame(net, style, look, device, args.uhd)
+    uhd = None if args.skip_uhd else big_frame(net, style, look, device, args.uhd)
     per_eval = flops.gatys_iteration_flops("vgg16", args.frame[1], args.frame[0], *_layers(look))
     report = {
         "gpu": gpu,
@@ -301,8 +317,11 @@ def print_table(report: dict) -> None:
             )
             for name, v in report["evaluation"].items()
         ),
-        (uhd["size"], f"{uhd['seconds_per_iteration']:.3f} s/iteration, {uhd['gpu_memory_gib']:.1f} GiB"),
     ]
+    if uhd:
+        rows.append(
+            (uhd["size"], f"{uhd['seconds_per_iteration']:.3f} s/iteration, {uhd['gpu_memory_gib']:.1f} GiB")
+        )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
