@@ -124,8 +124,11 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 async def _upload(request: Request, limit: int) -> tuple[bytes, str, dict[str, str]]:
-    """The one file of a multipart form, refused before reading when the body is over the limit."""
-    length = int(request.headers.get("content-length") or 0)
+    """The one file of a multipart form, refused before reading when the body is over the limit (a body
+    without a Content-Length could be endless, so it is refused too; browsers always send one)."""
+    if not (request.headers.get("content-length") or "").isdigit():
+        raise ReverieError("the upload has no Content-Length: send it from the page or with curl -F")
+    length = int(request.headers["content-length"])
     if length > limit + 64 * 1024:
         mb = length / 2**20
         raise ReverieError(
