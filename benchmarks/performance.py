@@ -476,13 +476,13 @@ def peer_speed(ctx: Context, report: dict) -> None:
 # Schedules to the film's loss: (long side at 512, iterations, precision) per stage; the last stage
 # runs until the film's loss is reached. "mixed" is `--precision mixed`: bf16, then float32 for the
 # rest. (A coarse-to-fine start, 256 px then 512, measured 0.91x in fp32: the fine pass was no shorter.)
+MIXED = [(512, 360, "bf16"), (512, 512, "fp32")]
+# Name: (plan, L-BFGS steps kept). The film kept 8 (the look's default); more shortens the float32 finish.
 QUALITY_SCHEDULES = {
-    "bf16": [(512, 512, "bf16")],
-    "mixed": [(512, 360, "bf16"), (512, 512, "fp32")],
-    "mixed, lbfgs_history 32": [(512, 360, "bf16"), (512, 512, "fp32")],
+    "bf16": ([(512, 512, "bf16")], 8),
+    "mixed": (MIXED, 8),
+    "mixed, lbfgs_history 32": (MIXED, 32),
 }
-# The film kept 8 L-BFGS steps (the look's default); a longer memory shortens the float32 finish.
-QUALITY_HISTORY = {"mixed, lbfgs_history 32": 32}
 
 
 def time_to_quality(ctx: Context, report: dict) -> None:
@@ -503,20 +503,26 @@ def time_to_quality(ctx: Context, report: dict) -> None:
     progress.print(f"time to quality: the film's settings, {film_its} iterations at {size.name}...")
     film = quality.film(net, plate, style, look, ctx.device, film_its)
     runs = {}
-    for name, plan in QUALITY_SCHEDULES.items():
+    for name, (plan, history) in QUALITY_SCHEDULES.items():
         # Stages before the last are scaled with the film's iterations (--quick runs 16, not 512).
         stages = [(side * look.size // 512, its * film_its // 512) for side, its, _ in plan[:-1]]
         stages.append((plan[-1][0] * look.size // 512, plan[-1][1]))
         progress.print(f"time to quality: Reverie's schedule {name} {plan}...")
-        chosen = look.replace(lbfgs_history=QUALITY_HISTORY.get(name, look.lbfgs_history))
         runs[name] = quality.schedule(
-            net, plate, style, chosen, ctx.device, stages, film.loss, [p for *_, p in plan]
+            net,
+            plate,
+            style,
+            look.replace(lbfgs_history=history),
+            ctx.device,
+            stages,
+            film.loss,
+            [p for *_, p in plan],
         )
     report["time_to_quality"] = {
         "size": size.name,
         "film": film.summary(),
         "schedules": {
-            name: {**run.summary(), "plan": QUALITY_SCHEDULES[name], "speedup": film.seconds / run.seconds}
+            name: {**run.summary(), "plan": QUALITY_SCHEDULES[name][0], "speedup": film.seconds / run.seconds}
             for name, run in runs.items()
         },
     }

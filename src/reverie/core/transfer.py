@@ -488,11 +488,6 @@ def transfer(
     _check_inputs(content, styles, init)
     if temporal is not None and temporal.target.shape != content.shape:
         raise ValueError(f"temporal target {tuple(temporal.target.shape)} must match {tuple(content.shape)}")
-    phases = precision_phases(look.iterations, autocast_dtype, fp32_finish)
-    objectives = [
-        Objective(net, content, styles, look, style_weights, dtype, guidance, frame_size, temporal)
-        for _, dtype in phases
-    ]
     if init is None:
         generator = torch.Generator().manual_seed(look.seed)
         mix = _resize_like(styles[0], content) if look.init == "mixed" else None
@@ -513,14 +508,17 @@ def transfer(
 
     run = _runner(look.optimizer, content.device)
     image, offset = init.clamp(0, 255), 0
-    for (iterations, _), objective in zip(phases, objectives, strict=True):
+    for iterations, dtype in precision_phases(look.iterations, autocast_dtype, fp32_finish):
         # A new phase starts the optimiser afresh (L-BFGS keeps only the last few steps in any case).
+        objective = Objective(
+            net, content, styles, look, style_weights, dtype, guidance, frame_size, temporal
+        )
         image = run(objective, image, look.replace(iterations=iterations), report)
         offset += iterations
         if stopped:
             break
     with torch.no_grad():
-        final = Losses(*objectives[-1](image).tolist())
+        final = Losses(*objective(image).tolist())
     return TransferResult(image=image, losses=final, iterations=done, stopped=stopped)
 
 

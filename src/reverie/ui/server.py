@@ -179,19 +179,28 @@ def _guarded(handler: Callable) -> Callable:
 # ------------------------------------------------------------------------------------------ work
 
 
+def _live_image(job: Job, plate: np.ndarray, look: Look) -> Callable[[Any], None]:
+    """An iteration callback that shows the image being optimised, at most every PREVIEW_EVERY_S."""
+    shown = [0.0]
+
+    def show(event: Any) -> None:
+        if time.monotonic() - shown[0] >= PREVIEW_EVERY_S:
+            job.show(_png(finish(event.image, plate, look.color, look.size)))
+            shown[0] = time.monotonic()
+
+    return show
+
+
 def preview_work(plate: np.ndarray, look: Look, runtime: Runtime) -> Callable[[Job], None]:
     """Paint the plate, showing the image as it improves; Stop ends it after the current iteration."""
 
     def work(job: Job) -> None:
-        shown = [0.0]
         job.show(_png(resize(plate, fit_long_side(plate.shape[1], plate.shape[0], look.size))))
+        live = _live_image(job, plate, look)
 
         def on_iteration(event: Any) -> None:
             job.progress(event.iteration, event.total)
-            now = time.monotonic()
-            if now - shown[0] >= PREVIEW_EVERY_S or event.iteration == event.total:
-                job.show(_png(finish(event.image, plate, look.color, look.size)))
-                shown[0] = now
+            live(event)
 
         result = stylize(
             plate, None, look, runtime=runtime, output_size=look.size, callback=on_iteration,
@@ -210,16 +219,14 @@ def sweep_work(plate: np.ndarray, look: Look, values: list[float], runtime: Runt
     plan = plan_sweep(look, [Axis("u", tuple(values))])
 
     def work(job: Job) -> None:
-        total, done, shown = total_iterations(plan), [0], [0.0]
+        total, done, live = total_iterations(plan), [0], _live_image(job, plate, look)
 
         def on_iteration(event: Any) -> None:
             if job.check_stop():
                 raise Stopped
             done[0] += 1
             job.progress(done[0], total)
-            if time.monotonic() - shown[0] >= PREVIEW_EVERY_S:
-                job.show(_png(finish(event.image, plate, look.color, look.size)))
-                shown[0] = time.monotonic()
+            live(event)
 
         images = render_tiles(plate, plan, runtime, on_iteration=on_iteration)
         grid = [[images[t.name] for t in row] for row in plan.rows()]
@@ -303,7 +310,7 @@ def build_app(state: State, access: security.Access, *, loopback_only: bool = Tr
 
     async def options(request: Request) -> Response:
         look = Look()
-        defaults = {k: getattr(look, k) for k in ("u", "iterations", "size", "color", "network", "seed")}
+        defaults = {k: getattr(look, k) for k in LOOK_KEYS if k != "style_crop"}
         return JSONResponse({
             "defaults": defaults, "colors": list(COLOR_MODES), "networks": list(UI_NETWORKS),
             "farms": list(FARMS), "u_min": U_RANGE[0], "u_max": U_RANGE[1],
@@ -333,18 +340,21 @@ def build_app(state: State, access: security.Access, *, loopback_only: bool = Tr
         upload = await run_in_threadpool(state.add_image, "content", f"{path.name} frame {number}", pixels)
         return JSONResponse(upload.to_dict())
 
+    def painting(data: dict[str, Any]) -> tuple[Upload, Look]:
+        """The plate and the look (with its painting) a preview or a sweep asks for."""
+        content, style = state.image(data.get("content"), "content"), state.image(data.get("style"), "style")
+        return content, look_from_json(data.get("look"), style)
+
     async def previews(request: Request) -> Response:
         data = await _json(request)
-        content, style = state.image(data.get("content"), "content"), state.image(data.get("style"), "style")
-        look = look_from_json(data.get("look"), style)
+        content, look = painting(data)
         label = f"preview {look.describe_u()}, {look.size} px, {look.iterations} its"
         job = state.queue.submit("preview", label, preview_work(content.pixels, look, state.runtime))
         return JSONResponse({"job": job.to_dict()})
 
     async def sweeps(request: Request) -> Response:
         data = await _json(request)
-        content, style = state.image(data.get("content"), "content"), state.image(data.get("style"), "style")
-        look = look_from_json(data.get("look"), style)
+        content, look = painting(data)
         values = _u_values(data.get("u_values"))
         label = f"sweep u={','.join(f'{v:g}' for v in values)}, {look.size} px, {look.iterations} its"
         job = state.queue.submit("sweep", label, sweep_work(content.pixels, look, values, state.runtime))
