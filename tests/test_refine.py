@@ -6,9 +6,10 @@ import torch
 
 from conftest import photo
 from reverie import Look, Runtime, stylize
-from reverie.api import _to_tensor, network, refine_sizes
+from reverie.api import _tile_side, _to_tensor, network, refine_sizes
 from reverie.cli import parse_bytes
 from reverie.core.losses import gram
+from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
 from reverie.core.tiles import run_tiled, spans
 from reverie.io.images import resize
 from reverie.samples import sample_painting
@@ -84,6 +85,17 @@ def test_tiled_refine_has_no_seams():
     stepped = out.copy()
     stepped[:, borders[0] :] = np.clip(stepped[:, borders[0] :] + 0.05, 0, 1)
     assert _seam_ratio(stepped, borders) > 1.5
+
+
+def test_4k_tiles_leave_room_for_the_frames_own_buffers():
+    """A 3840x2160 refine in 16 GiB: tile and frame buffers together within the budget."""
+    look, budget = Look(size=3840), 16 * 2**30
+    layers = (*look.layers().content, *look.layers().style)
+    tile = _tile_side(look, Runtime(max_memory=budget), torch.device("cpu"), 3840, 2160)
+    assert tile is not None and tile < largest_fitting_side("vgg16", 1.0, layers, budget, history=8)
+    frame = frame_bytes(2160, 3840, round(1.2 * 3840))
+    assert 0.8 * 2**30 < frame < 1.5 * 2**30
+    assert estimate_bytes("vgg16", tile, tile, layers) + frame <= budget
 
 
 def test_max_memory_sizes():

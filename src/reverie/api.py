@@ -10,7 +10,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 
 from reverie import __version__
 from reverie.core import color
-from reverie.core.memory import estimate_bytes, largest_fitting_side
+from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
 from reverie.core.tiles import run_tiled
 from reverie.core.transfer import Callback, Guidance, Losses, Temporal, TransferResult, transfer
 from reverie.errors import ReverieError
@@ -221,8 +221,9 @@ def _refine(
 
     def run(box: tuple[int, int, int, int]) -> torch.Tensor:
         top, left, bottom, right = box
-        results.append(optimise(look, start[..., top:bottom, left:right], box))
-        return results[-1].image
+        result = optimise(look, start[..., top:bottom, left:right], box)
+        results.append(replace(result, image=torch.empty(0)))  # the blended frame holds the pixels
+        return result.image
 
     image = run_tiled(run, start.shape, tile, overlap=max(16, tile // 8))
     last = results[-1]
@@ -232,11 +233,13 @@ def _refine(
 
 
 def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> int | None:
-    """None when the whole frame fits, else the largest square tile that does."""
+    """None when the whole frame fits, else the largest square tile that fits beside the frame's own
+    buffers."""
     budget = runtime.max_memory or available_memory(device)
     layers = (*look.layers().content, *look.layers().style)
     if estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history) <= budget:
         return None
+    budget -= frame_bytes(height, width, round(look.style_scale * look.size))
     return largest_fitting_side(look.network, 1.0, layers, budget, look.lbfgs_history)
 
 

@@ -54,6 +54,13 @@ def estimate_bytes(
     return int(activations + optimiser + _WEIGHT_BYTES[network] + _RUNTIME_BYTES)
 
 
+def frame_bytes(height: int, width: int, style_side: int) -> int:
+    """What a tiled pass keeps for the whole frame beside one tile's optimisation: about eight float32
+    RGB copies of the frame (plate, content, start, the blend's sums, the finished tiles) and two of the
+    scaled painting (its long side `style_side`; counted as a square). 1.1 GiB at 3840x2160."""
+    return 8 * 12 * height * width + 2 * 12 * style_side**2
+
+
 def largest_fitting_side(
     network: str, aspect: float, layers: Iterable[str], budget: int, history: int
 ) -> int:

@@ -20,13 +20,13 @@ from torch.nn import functional as F
 
 from reverie.core.losses import (
     content_loss,
-    gram,
     guided_style_loss,
     rescale_gram,
     style_loss,
     temporal_loss,
     tv_loss,
 )
+from reverie.core.strips import style_grams
 from reverie.look import Look
 
 REFERENCE_LONG_SIDE = 512
@@ -213,9 +213,8 @@ class Objective:
         digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
         key = (id(self.net), str(style.device), tuple(style.shape), digest, tuple(sorted(layers)))
         if key not in _STYLE_GRAMS:
-            feats = self.net(style, layers)
-            grams = {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in feats.items()}
-            _STYLE_GRAMS[key] = (self.net, grams)  # the net is kept so that its id is not reused
+            # The net is kept so that its id is not reused.
+            _STYLE_GRAMS[key] = (self.net, style_grams(self.net, style, layers))
             while len(_STYLE_GRAMS) > _STYLE_GRAMS_KEPT:
                 _STYLE_GRAMS.pop(next(iter(_STYLE_GRAMS)))
         return _STYLE_GRAMS[key][1]

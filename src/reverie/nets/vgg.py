@@ -85,6 +85,26 @@ class VGGFeatures(nn.Module):
                     break
         return out
 
+    def strip_geometry(self, layers: set[str] | frozenset[str]) -> tuple[dict[str, int], int]:
+        """How to evaluate an image in horizontal strips with the same features as whole: each layer's
+        stride (input rows per feature row), and the rows of context a strip needs on each side, a
+        multiple of the largest stride so that strips starting there see the same pooling windows.
+
+        The context covers the deepest layer's receptive radius (each 3x3 conv widens it by one of its
+        rows, each pooling by one), so zero padding at a strip's cut never reaches the rows it keeps.
+        """
+        check_requested(self.arch, self.names, layers)
+        deepest = max(self.names.index(name) for name in layers)
+        strides, stride, radius, block = {}, 1, 0, "1"
+        for name in self.names[: deepest + 1]:
+            this_block = name[4 : name.index("_")]
+            if this_block != block:
+                radius, stride, block = radius + stride, stride * 2, this_block
+            radius += stride
+            strides[name] = stride
+        halo = -(-radius // stride) * stride
+        return {name: strides[name] for name in layers}, halo
+
     def _pool(self, x: Tensor) -> Tensor:
         if self.pooling == "avg":
             return F.avg_pool2d(x, 2, ceil_mode=True)

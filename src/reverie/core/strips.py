@@ -1,0 +1,55 @@
+"""Gram matrices of an image too large to run through the network at once, computed in strips.
+
+A refine pass to 4K scales the painting to 1.2x the frame, 4608x2880 px: its float32 VGG activations
+alone took 12 GB, more than the optimisation of a whole tile. The Gram matrix is a sum over positions,
+so it can be summed strip by strip; a network that says how (`strip_geometry`: the VGGs) gets strips
+with enough context rows that every kept feature is the one the whole image would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import Tensor, nn
+
+from reverie.core.losses import gram
+
+STRIP_PIXELS = 2**22
+"""Images up to this many pixels run whole; larger ones in strips of about this size (about 4 GB of
+float32 VGG activations at the peak)."""
+
+Grams = dict[str, tuple[Tensor, int]]
+"""Per layer: the unnormalised Gram matrix and its number of positions."""
+
+
+def style_grams(
+    net: nn.Module, image: Tensor, layers: frozenset[str], max_pixels: int = STRIP_PIXELS
+) -> Grams:
+    """Each layer's Gram matrix of a (1, 3, H, W) image and its position count, as `gram` of the whole
+    image's features gives them (up to float rounding), in strips when the image is larger than
+    max_pixels and the network supports it."""
+    height, width = image.shape[-2:]
+    geometry = getattr(net, "strip_geometry", None)
+    if geometry is None or height * width <= max_pixels:
+        return {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in net(image, layers).items()}
+    strides, halo = geometry(layers)
+    totals: dict[str, Tensor] = {}
+    counts = dict.fromkeys(layers, 0)
+    for top, bottom in _strips(height, max(1, max_pixels // width), halo, max(strides.values())):
+        lo, hi = max(0, top - halo), min(height, bottom + halo)
+        for layer, f in net(image[..., lo:hi, :], layers).items():
+            s = strides[layer]
+            start = (top - lo) // s
+            kept = f[..., start : start + -(-bottom // s) - top // s, :]
+            g = gram(kept)
+            totals[layer] = totals[layer] + g if layer in totals else g
+            counts[layer] += kept.shape[2] * kept.shape[3]
+    return {k: (totals[k], counts[k]) for k in layers}
+
+
+def _strips(height: int, rows: int, halo: int, align: int) -> Iterator[tuple[int, int]]:
+    """(top, bottom) input rows of each strip: tops on multiples of `align`, each strip with its two
+    halos about `rows` tall (at least one aligned step of its own)."""
+    step = max(align, (rows - 2 * halo) // align * align)
+    for top in range(0, height, step):
+        yield top, min(height, top + step)
