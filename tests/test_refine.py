@@ -6,7 +6,7 @@ import torch
 
 from conftest import photo
 from reverie import Look, Runtime, stylize
-from reverie.api import _tile_side, _to_tensor, network, refine_sizes
+from reverie.api import _tile_side, _to_tensor, network, planned_iterations, refine_sizes
 from reverie.cli import parse_bytes
 from reverie.core.losses import gram
 from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
@@ -75,8 +75,11 @@ def _seam_ratio(image: np.ndarray, borders: list[int]) -> float:
 
 def test_tiled_refine_has_no_seams():
     plate, painting = photo(96, 128), sample_painting(128)
-    look = Look(size=64, iterations=20, refine_iterations=10)
-    out = stylize(plate, painting, look, output_size=128, runtime=Runtime(tile_size=64)).image
+    look, runtime = Look(size=64, iterations=20, refine_iterations=10), Runtime(tile_size=64)
+    events: list[int] = []
+    out = stylize(plate, painting, look, output_size=128, runtime=runtime, callback=events.append).image
+    # The progress bar's total counts the refine pass once per tile: 20 + 6 tiles x 10.
+    assert len(events) == planned_iterations(look, 128, 96, 128, runtime) == 80
     cols = spans(128, 64, 16)
     assert len(cols) > 1
     borders = [edge for start, end in cols for edge in (start, end) if 0 < edge < 128]

@@ -20,13 +20,21 @@ import torch
 from reverie import __version__
 from reverie.core import color
 from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
-from reverie.core.tiles import run_tiled
+from reverie.core.tiles import run_tiled, tile_count
 from reverie.core.transfer import Callback, Guidance, Losses, Temporal, TransferResult, transfer
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
 from reverie.nets import build_network, check_layers
-from reverie.runtime import Runtime, autocast_dtype, available_memory, configure, fp32_finish
+from reverie.runtime import (
+    Runtime,
+    autocast_dtype,
+    available_memory,
+    configure,
+    fp32_finish,
+    release_freed_memory,
+    resolve_device,
+)
 
 ImageInput = str | os.PathLike[str] | np.ndarray
 
@@ -120,6 +128,7 @@ def stylize(
     for long_side in refine_sizes(look, output_size) if not result.stopped else []:
         stage = look.replace(size=long_side, iterations=look.refine_iterations, init="content")
         start = _upsample(image, fit_long_side(plate.shape[1], plate.shape[0], long_side))
+        release_freed_memory()
         result = _refine(optimise, stage, start, runtime, device)
         image, iterations = result.image, iterations + result.iterations
         if result.stopped:
@@ -149,6 +158,19 @@ def refine_sizes(look: Look, output_size: int | None) -> list[int]:
         side *= 2
         sizes.append(side)
     return [*sizes, output_size]
+
+
+def planned_iterations(look: Look, width: int, height: int, output_size: int | None, runtime: Runtime) -> int:
+    """Iterations `stylize` will report for a width x height plate: the working pass, then each refine
+    pass once per tile (for a progress bar's total)."""
+    device = resolve_device(runtime.device)
+    total = look.iterations
+    for long_side in refine_sizes(look, output_size):
+        w, h = fit_long_side(width, height, long_side)
+        tile = runtime.tile_size or _tile_side(look.replace(size=long_side), runtime, device, w, h)
+        tiles = 1 if tile is None or tile >= max(w, h) else tile_count(h, w, tile, _overlap(tile))
+        total += tiles * look.refine_iterations
+    return total
 
 
 @dataclass(frozen=True)
@@ -221,15 +243,21 @@ def _refine(
 
     def run(box: tuple[int, int, int, int]) -> torch.Tensor:
         top, left, bottom, right = box
+        release_freed_memory()
         result = optimise(look, start[..., top:bottom, left:right], box)
         results.append(replace(result, image=torch.empty(0)))  # the blended frame holds the pixels
         return result.image
 
-    image = run_tiled(run, start.shape, tile, overlap=max(16, tile // 8))
+    image = run_tiled(run, start.shape, tile, _overlap(tile))
     last = results[-1]
     return TransferResult(
         image, last.losses, sum(r.iterations for r in results) // len(results), last.stopped
     )
+
+
+def _overlap(tile: int) -> int:
+    """Tiles overlap by an eighth of their side: wide enough a cross-fade to hide any seam."""
+    return max(16, tile // 8)
 
 
 def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> int | None:

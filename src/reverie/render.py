@@ -13,7 +13,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from reverie.api import StylizeResult, finish, refine_sizes, stylize
+from reverie.api import StylizeResult, finish, planned_iterations, stylize
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes, check_writable, image_size, read_image, write_image
@@ -47,7 +47,7 @@ def render_still(
     console = Console(stderr=True, quiet=quiet)
     console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
-    total = look.iterations + len(refine_sizes(look, output_size)) * look.refine_iterations
+    total = planned_iterations(look, plate.shape[1], plate.shape[0], output_size, runtime)
     with _progress(console, total) as report:
         result = stylize(
             plate,

@@ -28,6 +28,11 @@ def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * step), round(i * step) + tile) for i in range(count)]
 
 
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many tiles `run_tiled` optimises for a height x width frame."""
+    return len(spans(height, tile, overlap)) * len(spans(width, tile, overlap))
+
+
 def _ramp(spans_: list[tuple[int, int]], i: int) -> Tensor:
     """Weights along one tile: 1 inside, fading linearly across the overlap with each neighbour."""
     start, end = spans_[i]
