@@ -128,7 +128,6 @@ def stylize(
     for long_side in refine_sizes(look, output_size) if not result.stopped else []:
         stage = look.replace(size=long_side, iterations=look.refine_iterations, init="content")
         start = _upsample(image, fit_long_side(plate.shape[1], plate.shape[0], long_side))
-        release_freed_memory()
         result = _refine(optimise, stage, start, runtime, device)
         image, iterations = result.image, iterations + result.iterations
         if result.stopped:
@@ -189,6 +188,7 @@ class _Pass:
     def __call__(
         self, look: Look, init: torch.Tensor | None, box: tuple[int, int, int, int] | None = None
     ) -> TransferResult:
+        release_freed_memory()  # the last pass's or tile's buffers, which this one cannot all reuse
         size = fit_long_side(self.plate.shape[1], self.plate.shape[0], look.size)
         content = _to_tensor(resize(self.plate, size), self.device)
         styles = [_to_tensor(prepare_style(s, look), self.device) for s in self.styles]
@@ -217,6 +217,7 @@ class _Pass:
             temporal=temporal,
             callback=self.callback,
             should_stop=self.should_stop,
+            release_memory=release_freed_memory,
         )
 
     def _temporal(self, look: Look, size: tuple[int, int]) -> Temporal | None:
@@ -243,7 +244,6 @@ def _refine(
 
     def run(box: tuple[int, int, int, int]) -> torch.Tensor:
         top, left, bottom, right = box
-        release_freed_memory()
         result = optimise(look, start[..., top:bottom, left:right], box)
         results.append(replace(result, image=torch.empty(0)))  # the blended frame holds the pixels
         return result.image

@@ -77,10 +77,12 @@ def test_fp32_finish_counts_on_and_runs_in_float32(vgg16, pair, monkeypatch):
         return original(self, image)
 
     monkeypatch.setattr(Objective, "__call__", recorded)
-    look = Look(iterations=8)
+    look, released = Look(iterations=8), []
     result = transfer(
-        content, [style], look, vgg16, autocast_dtype=torch.bfloat16, fp32_finish=3, callback=events.append
-    )
+        content, [style], look, vgg16, autocast_dtype=torch.bfloat16, fp32_finish=3, callback=events.append,
+        release_memory=lambda: released.append(len(events)),
+    )  # fmt: skip
+    assert released == [0, 5]  # as each phase starts: the bf16 one, then the float32 finish
     assert [e.iteration for e in events] == list(range(1, 9))
     assert {e.total for e in events} == {8}
     assert result.iterations == 8 and not result.stopped

@@ -473,6 +473,7 @@ def transfer(
     callback: Callback | None = None,
     should_stop: Callable[[], bool] | None = None,
     fp32_finish: int = 0,
+    release_memory: Callable[[], None] | None = None,
 ) -> TransferResult:
     """Optimise an image whose content features match `content` and whose Gram statistics match the
     (weighted) `styles`, for `look.iterations` iterations.
@@ -483,6 +484,8 @@ def transfer(
     `content` is a tile of it. temporal: the warped previous frame of a shot to stay close to (see
     `Temporal`). Pixels stay within 0-255, as with the film's L-BFGS-B bounds. fp32_finish: with an
     autocast dtype, run the last this many iterations in float32 (see `precision_phases`).
+    release_memory: called as each phase starts, once its targets are built, when the buffers freed
+    so far (the painting's features, the last phase's activations) will not be needed again.
     """
     _check_inputs(content, styles, init)
     if temporal is not None and temporal.target.shape != content.shape:
@@ -512,6 +515,8 @@ def transfer(
         objective = Objective(
             net, content, styles, look, style_weights, dtype, guidance, frame_size, temporal
         )
+        if release_memory is not None:
+            release_memory()
         image = run(objective, image, look.replace(iterations=iterations), report)
         offset += iterations
         if stopped:
