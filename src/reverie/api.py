@@ -260,6 +260,11 @@ def _overlap(tile: int) -> int:
     return max(16, tile // 8)
 
 
+_HEAP_SLACK = 0.05
+"""Share of a tiled pass's budget left to the heap's fragmentation within a phase: a 3840x2160 frame
+in 16 GiB peaked at 16.45 GiB with tiles sized to the full budget."""
+
+
 def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> int | None:
     """None when the whole frame fits, else the largest square tile that fits beside the frame's own
     buffers."""
@@ -267,8 +272,9 @@ def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, h
     layers = (*look.layers().content, *look.layers().style)
     if estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history) <= budget:
         return None
-    budget -= frame_bytes(height, width, round(look.style_scale * look.size))
-    return largest_fitting_side(look.network, 1.0, layers, budget, look.lbfgs_history)
+    frame = frame_bytes(height, width, round(look.style_scale * look.size))
+    room = round(budget * (1 - _HEAP_SLACK)) - frame
+    return largest_fitting_side(look.network, 1.0, layers, room, look.lbfgs_history)
 
 
 def _upsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
