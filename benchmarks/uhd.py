@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "image")},
     }
     print(
-        f"{args.output_size}-px frame: {'finished' if report['finished'] else 'FAILED'} in {seconds / 60:.1f} min, "
+        f"{args.output_size}-px frame: {'finished' if report['finished'] else 'FAILED'} "
+        f"in {seconds / 60:.1f} min, "
         f"output {report['output_size']}, peak RSS {peak / 2**30:.1f} GiB of a {budget / 2**30:.1f} GiB "
         f"budget ({report['peak_over_budget']:.0%})"
     )
