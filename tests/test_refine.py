@@ -91,14 +91,14 @@ def test_tiled_refine_has_no_seams():
 
 
 def test_4k_tiles_leave_room_for_the_frames_own_buffers():
-    """A 3840x2160 refine in 16 GiB: tile and frame buffers together within the budget."""
+    """A 3840x2160 refine in 16 GiB: tile and frame buffers within the budget, less the heap's share."""
     look, budget = Look(size=3840), 16 * 2**30
     layers = (*look.layers().content, *look.layers().style)
     tile = _tile_side(look, Runtime(max_memory=budget), torch.device("cpu"), 3840, 2160)
     assert tile is not None and tile < largest_fitting_side("vgg16", 1.0, layers, budget, history=8)
     frame = frame_bytes(2160, 3840, round(1.2 * 3840))
     assert 0.8 * 2**30 < frame < 1.5 * 2**30
-    assert estimate_bytes("vgg16", tile, tile, layers) + frame <= budget
+    assert estimate_bytes("vgg16", tile, tile, layers) + frame <= 0.86 * budget
 
 
 def test_max_memory_sizes():
