@@ -21,17 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from performance import centre_crop, write_png
+from performance import centre_crop, default_content, write_png
 from reverie.cli import parse_bytes
+from reverie.errors import ReverieError
 from reverie.io.images import read_image
 from reverie.samples import sample_painting
-
-
-def default_content() -> np.ndarray:
-    y, x = np.mgrid[0:576, 0:1024] / 1024
-    return np.stack([0.3 + 0.5 * x, 0.4 + 0.3 * np.sin(9 * y), 0.6 - 0.4 * x * y], -1).astype(np.float32)
 
 
 def command(args: argparse.Namespace, plate: Path, style: Path, output: Path) -> list[str]:
@@ -46,7 +40,7 @@ def command(args: argparse.Namespace, plate: Path, style: Path, output: Path) ->
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--content", help="plate (default: generated); a 16:9 centre crop is painted")
+    parser.add_argument("--content", help="plate (default: a sample photo); a 16:9 centre crop is painted")
     parser.add_argument("--style", help="painting (default: the generated sample painting)")
     parser.add_argument("--max-memory", default="16G", help="the render's memory budget (default 16G)")
     parser.add_argument("--size", type=int, default=512)
@@ -57,9 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--image", help="keep the painted frame here (default: discarded)")
     args = parser.parse_args(argv)
+    try:
+        budget = parse_bytes(args.max_memory)
+        content = read_image(args.content) if args.content else default_content()
+    except ReverieError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
     with tempfile.TemporaryDirectory() as tmp:
-        content = read_image(args.content) if args.content else default_content()
         plate = Path(write_png(centre_crop(content, 16 / 9), Path(tmp) / "plate.png"))
         style = Path(args.style or write_png(sample_painting(768), Path(tmp) / "style.png"))
         output = Path(args.image) if args.image else Path(tmp) / "uhd.png"
@@ -70,7 +69,6 @@ def main(argv: list[str] | None = None) -> None:
         sidecar = (
             json.loads(output.with_name(output.name + ".json").read_text()) if done.returncode == 0 else {}
         )
-    budget = parse_bytes(args.max_memory)
     report = {
         "finished": done.returncode == 0,
         "seconds": round(seconds, 1),

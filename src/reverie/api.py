@@ -166,8 +166,8 @@ def planned_iterations(look: Look, width: int, height: int, output_size: int | N
     total = look.iterations
     for long_side in refine_sizes(look, output_size):
         w, h = fit_long_side(width, height, long_side)
-        tile = runtime.tile_size or _tile_side(look.replace(size=long_side), runtime, device, w, h)
-        tiles = 1 if tile is None or tile >= max(w, h) else tile_count(h, w, tile, _overlap(tile))
+        tile = _tile_side(look.replace(size=long_side), runtime, device, w, h)
+        tiles = 1 if tile is None else tile_count(h, w, tile, _overlap(tile))
         total += tiles * look.refine_iterations
     return total
 
@@ -237,8 +237,8 @@ def _refine(
 ) -> TransferResult:
     """One refine pass, whole or, when the frame does not fit (or runtime.tile_size asks), in tiles."""
     height, width = start.shape[-2:]
-    tile = runtime.tile_size or _tile_side(look, runtime, device, width, height)
-    if tile is None or tile >= max(height, width):
+    tile = _tile_side(look, runtime, device, width, height)
+    if tile is None:
         return optimise(look, start)
     results: list[TransferResult] = []
 
@@ -268,15 +268,18 @@ per tile pixel where the estimate counts 4.1. With this share the tiles are 1728
 
 
 def _tile_side(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> int | None:
-    """None when the whole frame fits, else the largest square tile that fits beside the frame's own
-    buffers."""
+    """None when the pass runs whole, else its tile side: runtime.tile_size, or the largest square tile
+    that fits beside the frame's own buffers when the whole frame does not fit."""
+    if runtime.tile_size is not None:
+        return runtime.tile_size if runtime.tile_size < max(width, height) else None
     budget = runtime.max_memory or available_memory(device)
     layers = (*look.layers().content, *look.layers().style)
     if estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history) <= budget:
         return None
     frame = frame_bytes(height, width, round(look.style_scale * look.size))
     room = round(budget * (1 - _HEAP_SLACK)) - frame
-    return largest_fitting_side(look.network, 1.0, layers, room, look.lbfgs_history)
+    side = largest_fitting_side(look.network, 1.0, layers, room, look.lbfgs_history)
+    return side if side < max(width, height) else None
 
 
 def _upsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
