@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from reverie.app.samples import sample_painting
 from reverie.farm.driver import render_batch
 from reverie.farm.executors import InProcess, make_executor
-from reverie.farm.plan import plan_shot
 from reverie.io.images import read_image, write_image
 from reverie.io.sequences import write_frame
 from reverie.look import Look
+from reverie.pipeline.plan import plan_shot
 from reverie.pipeline.shot import ShotSpec
 from reverie.runtime import Runtime
-from reverie.samples import sample_painting
 from shot_flicker import make_clip
 
 

@@ -27,11 +27,12 @@ import torch
 
 import flops
 import quality
-from reverie.api import network
+from reverie.app.samples import sample_painting
 from reverie.core import losses
+from reverie.engine.painter import Painter
 from reverie.io.images import read_image, resize, write_image
 from reverie.look import Look
-from reverie.samples import sample_painting
+from reverie.runtime import Runtime
 
 # Schedules to the film's loss: (long side at 1920x1080, iterations, precision) per stage, each stage
 # going on from the last; the last stage runs only until the film's loss is reached.
@@ -207,7 +208,7 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU visible to PyTorch")
-    net, source = network("vgg16", "max", args.weights, str(device))
+    net, source = Painter(Runtime(device=str(device), weights=args.weights)).network("vgg16")
     frame = plate(args.content, args.frame)
     style = read_image(args.style) if args.style else sample_painting(1024)
     look = Look(u=4.0, size=max(args.frame))

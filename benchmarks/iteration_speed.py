@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from reverie import Look, stylize
-from reverie.samples import sample_painting
+from reverie.app.samples import sample_painting
 
 
 def plate(width: int, height: int) -> np.ndarray:

@@ -97,8 +97,8 @@ def plan_sizes(args: argparse.Namespace) -> list[Size]:
 
 
 def default_content() -> np.ndarray:
+    from reverie.app.samples import sample_content
     from reverie.errors import ReverieError
-    from reverie.samples import sample_content
 
     try:
         return sample_content("chelsea")
@@ -122,8 +122,8 @@ def write_png(image: np.ndarray, path: Path) -> str:
 
 def prepare_images(ctx: Context) -> None:
     """PNGs in the temp dir: the style as given, the content at exactly each working size."""
+    from reverie.app.samples import sample_painting
     from reverie.io.images import read_image, resize
-    from reverie.samples import sample_painting
 
     args = ctx.args
     content = read_image(args.content) if args.content else default_content()
@@ -278,15 +278,17 @@ def time_evaluations(objective, image: torch.Tensor, repeats: int, device: torch
 
 
 def reverie_child(cfg: dict) -> dict:
-    from reverie.api import network, prepare_style
     from reverie.core.transfer import Objective, transfer
+    from reverie.engine.painter import Painter
+    from reverie.engine.still import prepare_style
     from reverie.io.images import read_image
     from reverie.look import Look
-    from reverie.runtime import Runtime, configure
+    from reverie.runtime import Runtime
 
-    device = configure(Runtime(device=cfg["device"], threads=cfg["threads"]))  # as stylize() does
+    painter = Painter(Runtime(device=cfg["device"], threads=cfg["threads"]))  # its process settings too
+    device = painter.device
     look = Look(network=cfg["network"], size=max(cfg["width"], cfg["height"]), iterations=cfg["iterations"])
-    net, _ = network(look.network, look.pooling, None, str(device))
+    net, _ = painter.network(look.network, look.pooling)
     content = to_tensor(read_image(cfg["content"]), device)
     style = to_tensor(prepare_style(read_image(cfg["style"]), look), device)
     dtype = torch.bfloat16 if cfg["precision"] == "bf16" else None
@@ -386,7 +388,8 @@ def speed_table(title: str, results: list[dict]) -> Table:
 # Reverie iteration is about 1.1 evaluations (SciPy's Wolfe line search), and the two optimisers progress
 # differently per step, so the per-evaluation times are the apples-to-apples figure; both are reported.
 # pastiche also recomputes the style Grams in every evaluation; GFLOP/s counts the same useful work
-# (flops.py) for both. Reverie's glibc memory settings (runtime.configure) are not applied to the peer.
+# (flops.py) for both. Reverie's glibc memory settings (a Painter's process settings) are not applied
+# to the peer.
 
 
 def pastiche_child(cfg: dict) -> dict:
@@ -491,13 +494,14 @@ def time_to_quality(ctx: Context, report: dict) -> None:
     if ctx.args.skip_quality:
         return
     import quality
-    from reverie.api import network
+    from reverie.engine.painter import Painter
     from reverie.io.images import read_image
     from reverie.look import Look
+    from reverie.runtime import Runtime
 
     size = ctx.sizes[0]
     plate, style = read_image(ctx.images[size.name]), read_image(ctx.images["style"])
-    net, _ = network("vgg16", "max", None, str(ctx.device))
+    net, _ = Painter(Runtime(device=str(ctx.device))).network("vgg16")
     look = Look(u=4.0, size=max(size.width, size.height))
     film_its = 16 if ctx.quick else 512
     progress.print(f"time to quality: the film's settings, {film_its} iterations at {size.name}...")

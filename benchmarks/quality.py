@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from reverie.api import prepare_style
 from reverie.core.transfer import Objective, transfer
+from reverie.engine.still import prepare_style
 from reverie.io.images import resize
 from reverie.look import Look
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from reverie.farm.driver import render_shot
 from reverie.io.images import fit_long_side, read_image, resize, write_image
 from reverie.look import Look
-from reverie.pipeline.shot import ShotSpec, render_shot
+from reverie.pipeline.shot import ShotSpec
 from reverie.runtime import Runtime
 
 

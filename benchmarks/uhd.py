@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from performance import centre_crop, default_content, write_png
-from reverie.cli import parse_bytes
+from reverie.app.cli import parse_bytes
+from reverie.app.samples import sample_painting
 from reverie.errors import ReverieError
 from reverie.io.images import read_image
-from reverie.samples import sample_painting
 
 
 def command(args: argparse.Namespace, plate: Path, style: Path, output: Path) -> list[str]:

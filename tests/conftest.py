@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny images made in code, the real VGG16 at tiny sizes (fast on a CPU)."""
+"""Shared fixtures: tiny images made in code; the real VGG16 at tiny sizes for the look's own tests, and a
+tiny stand-in network with VGG16's layers for the logic around it (farm, pipeline, UI, tiles)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import torch
 from PIL import Image
 
 from reverie.nets.vgg import VGGFeatures
-from reverie.nets.weights import load_weights
+from reverie.nets.weights import VGG_BLOCKS, VGGWeights, load_weights
+
+TINY_CHANNELS = (8, 12, 16, 16, 16)
+"""The stand-in's channels per block (VGG16's are 64 to 512): about 1/500 of its work."""
 
 
 def photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
@@ -42,6 +46,37 @@ def save_png(path: Path, image: np.ndarray) -> Path:
 @pytest.fixture(scope="session")
 def vgg16() -> VGGFeatures:
     return VGGFeatures(load_weights("vgg16")).to(memory_format=torch.channels_last)
+
+
+def tiny_network(network: str, pooling: str = "max", weights: str | None = None) -> tuple[VGGFeatures, str]:
+    """A stand-in for `reverie.nets.build_network`: VGG16's layers and names (so every default layer,
+    the strips and the memory estimate apply), random He-initialised filters with few channels. Its
+    Gram statistics still tell textures apart, so style transfer still moves an image towards the
+    painting, but it says nothing about a look: tests of the look keep the real VGG16."""
+    gen = torch.Generator().manual_seed(0)
+    convs, cin = {}, 3
+    for block, (count, cout) in enumerate(zip(VGG_BLOCKS["vgg16"], TINY_CHANNELS, strict=True), 1):
+        for index in range(1, count + 1):
+            w = torch.randn(cout, cin, 3, 3, generator=gen) * (2 / (9 * cin)) ** 0.5
+            convs[f"conv{block}_{index}"], cin = (w, torch.zeros(cout)), cout
+    weights_ = VGGWeights("vgg16", convs, "caffe", "tiny stand-in", "0" * 64)
+    return VGGFeatures(weights_, pooling), "tiny stand-in network"
+
+
+@pytest.fixture(autouse=True)
+def _stand_in_network(request, monkeypatch) -> None:
+    """Every Painter made in a test (the CLI's, the web page's, a farm's in this process) paints with
+    the tiny stand-in network, unless the test is marked `vgg`: a test of the look itself."""
+    if request.node.get_closest_marker("vgg") is None:
+        monkeypatch.setattr("reverie.engine.painter.build_network", tiny_network)
+
+
+TESTS = str(Path(__file__).parent)
+CLI_WITH_TINY_NETWORK = (
+    f"import sys; sys.path.insert(0, {TESTS!r}); import conftest, reverie.engine.painter as p; "
+    "p.build_network = conftest.tiny_network; from reverie.app.cli import main; main(sys.argv[1:])"
+)
+"""`python -c` code that runs the CLI with the stand-in network, for tests that kill a render."""
 
 
 @pytest.fixture()

@@ -21,7 +21,6 @@ from typing import Any
 import tomli_w
 
 from reverie.errors import ReverieError
-from reverie.nets import Layers, default_layers
 
 NETWORKS = ("vgg16", "vgg19", "googlenet")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -36,6 +35,34 @@ U_RANGE = (-2.0, 10.0)
 U_USEFUL = "1 (a photo with a hint of paint) to 6 (the painting's texture everywhere)"
 
 LOOK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The layers a look's losses are measured on, with each style layer's weight."""
+
+    content: tuple[str, ...]
+    style: tuple[str, ...]
+    style_weights: tuple[float, ...]
+
+
+DEFAULT_LAYERS: dict[str, Layers] = {
+    # The film's (Gatys et al.): conv4_2 for content; conv1_1 ... conv5_1 for style, 0.2 each.
+    "vgg16": Layers(("conv4_2",), ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), (0.2,) * 5),
+    "vgg19": Layers(("conv4_2",), ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), (0.2,) * 5),
+    # GoogLeNet. Content: inception3b is the last layer at stride 8, the stride of Gatys' conv4_2, so the
+    # shot's layout is held at the same granularity as with VGG; its receptive field (59 px) is the
+    # closest of the stride-8 layers to conv4_2's (76 px in VGG16, 84 px in VGG19). Deeper layers
+    # (stride 16, e.g. inception4c, 171 px) let edges and faces drift, which flickers in a film.
+    # Style: as Gatys' conv1_1..conv5_1, the first layer that sees each scale (strides 2, 4, 8, 16, 32),
+    # equally weighted. conv3 stands for stride 4 rather than conv2 because conv2 is a 1x1 conv, a mere
+    # channel mix of conv1's pooled output; conv3 is the first 3x3 filter at that scale. This is also
+    # the set of Frank Liu's Caffe style-transfer (conv1/7x7_s2, conv2/3x3, inception_3a, _4a, _5a).
+    "googlenet": Layers(
+        ("inception3b",), ("conv1", "conv3", "inception3a", "inception4a", "inception5a"), (0.2,) * 5
+    ),
+}
+"""Each network's default layers; a look's own `content_layers`, `style_layers` override them."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +90,9 @@ class Look:
     style_masks: tuple[str, ...] = ()
     """Spatial control: per style, a mask image of the plate's shape (white = this style goes here)."""
     u_map: str | None = None
-    """Local degree of unrealism: a grey image of the plate's shape that scales the style term (white =
-    the look's u, black = the plate kept; a grey of 0.1 is about one step of u less)."""
+    """Local degree of unrealism: a grey image of the plate's shape that weighs the style term by its grey
+    g and the content term by 1/g (white = the look's u, black = the plate kept). The local
+    style:content ratio is 10**u * g**2, so a grey of 0.3 is about one step of u less."""
     style_crop: tuple[float, float, float, float] | None = None
     """Texture transfer: X, Y, W, H of the style image, in pixels or as 0-1 fractions (all <= 1)."""
     style_scale: float = 1.2
@@ -106,7 +134,7 @@ class Look:
 
     def layers(self) -> Layers:
         """The content and style layers in use: the look's own, or its network's defaults."""
-        defaults = default_layers(self.network)
+        defaults = DEFAULT_LAYERS[self.network]
         return Layers(
             self.content_layers or defaults.content,
             self.style_layers or defaults.style,
@@ -317,7 +345,7 @@ def parse_crop(text: str) -> tuple[float, float, float, float]:
             f"--style-crop {text!r} must be four numbers X,Y,W,H, e.g. 120,40,300,300 or 0.1,0.1,0.4,0.4"
         )
     _validate_crop(values)
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2], values[3]
 
 
 def crop_box(crop: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:

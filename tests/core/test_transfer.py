@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from conftest import photo
+from reverie.app.samples import sample_painting
 from reverie.core.losses import temporal_loss
 from reverie.core.transfer import (
     IterationEvent,
@@ -13,7 +14,6 @@ from reverie.core.transfer import (
     transfer,
 )
 from reverie.look import Look
-from reverie.samples import sample_painting
 
 
 def _t(image) -> torch.Tensor:
@@ -171,25 +171,3 @@ def test_device_lbfgs_keeps_up_with_scipys(vgg16, pair):
             assert len(losses) == 15 and 0 <= image.min() and image.max() <= 255
             finals[name] = losses[-1]
         assert finals["device"] < 1.3 * finals["scipy"] and finals["device"] < 0.5 * start, (u, finals)
-
-
-def test_style_grams_are_computed_once_per_style_and_network(vgg16, pair):
-    """Every frame of a shot has the same style targets: the network sees each style image once."""
-    content, style = pair[0], pair[1][..., :40, :56].contiguous()  # a shape of its own, to count it
-    seen: list[tuple] = []
-
-    class Counting(torch.nn.Module):
-        names = vgg16.names
-
-        def forward(self, image, layers):
-            seen.append(tuple(image.shape))
-            return vgg16(image, layers)
-
-    net, look = Counting(), Look(iterations=1)
-    first = Objective(net, content, [style], look)
-    second = Objective(net, content * 0.5, [style], look)  # another frame, the same painting
-    assert seen.count(tuple(style.shape)) == 1 and seen.count(tuple(content.shape)) == 2
-    for layer, target in first.style_targets.items():
-        torch.testing.assert_close(second.style_targets[layer], target)
-    Objective(net, content, [style.flip(-1)], look)  # another painting is computed anew
-    assert seen.count(tuple(style.shape)) == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import FunctionCtx
+from torch.autograd.function import BackwardCFunction, FunctionCtx
 
 
 def as_matrix(features: Tensor) -> Tensor:
@@ -45,15 +45,16 @@ class _LowPrecisionGram(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, f: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, f: Tensor) -> Tensor:
         ctx.save_for_backward(f)
         if f.is_cuda:
             return torch.mm(f.T, f, out_dtype=torch.float32)
         upcast = f.float()
         return upcast.T @ upcast
 
+    # The ctx autograd passes is the graph node, a BackwardCFunction: FunctionCtx lacks saved_tensors.
     @staticmethod
-    def backward(ctx: FunctionCtx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: BackwardCFunction, grad: Tensor) -> Tensor:
         (f,) = ctx.saved_tensors
         return f @ (grad + grad.T).to(f.dtype)
 
@@ -87,7 +88,7 @@ def guided_style_loss(features: Tensor, weights: Tensor, target_gram: Tensor, ar
     return (guided_gram(features, weights) - target_gram).pow(2).sum() / (4.0 * n * n * area * area)
 
 
-def rescale_gram(target_gram: Tensor, positions_from: int, positions_to: int) -> Tensor:
+def rescale_gram(target_gram: Tensor, positions_from: float, positions_to: float) -> Tensor:
     """Express a Gram matrix computed over `positions_from` positions for `positions_to` positions.
 
     Departure from the film's code, on purpose: an unnormalised Gram grows with the number of positions,

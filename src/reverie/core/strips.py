@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
 from torch import Tensor, nn
 
 from reverie.core.losses import gram
@@ -22,6 +23,7 @@ Grams = dict[str, tuple[Tensor, int]]
 """Per layer: the unnormalised Gram matrix and its number of positions."""
 
 
+@torch.no_grad()
 def style_grams(
     net: nn.Module, image: Tensor, layers: frozenset[str], max_pixels: int = STRIP_PIXELS
 ) -> Grams:

@@ -50,14 +50,16 @@ def run_tiled(run: Callable[[Box], Tensor], shape: torch.Size, tile: int, overla
     """Optimise each tile with run(box) -> (1, 3, h, w) and cross-fade them into a (1, 3, H, W) frame."""
     height, width = shape[-2:]
     rows, cols = spans(height, tile, overlap), spans(width, tile, overlap)
-    total, weight = None, None
+    total: Tensor | None = None
+    weight: Tensor | None = None
     for r, (top, bottom) in enumerate(rows):
         for c, (left, right) in enumerate(cols):
             piece = run((top, left, bottom, right))
             w = (_ramp(rows, r)[:, None] * _ramp(cols, c)[None, :]).to(piece.device)
-            if total is None:
+            if total is None or weight is None:
                 total = piece.new_zeros((1, 3, height, width))
                 weight = piece.new_zeros((1, 1, height, width))
             total[..., top:bottom, left:right] += piece * w
             weight[..., top:bottom, left:right] += w
+    assert total is not None and weight is not None  # spans() always gives at least one tile
     return total / weight

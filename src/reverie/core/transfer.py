@@ -7,9 +7,8 @@ each iteration so a UI or a signal handler can end a render early and still get 
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from reverie.core.losses import (
     temporal_loss,
     tv_loss,
 )
-from reverie.core.strips import style_grams
+from reverie.core.strips import Grams, style_grams
 from reverie.look import Look
 
 REFERENCE_LONG_SIDE = 512
@@ -53,7 +52,9 @@ class IterationEvent:
     """Iterations finished so far (1-based)."""
     total: int
     losses: Losses
-    """Losses at the image this iteration started from."""
+    """Losses of the iteration's last evaluation: for L-BFGS, at the point its line search accepted (the
+    image the iteration ended with); for Adam, at the image the iteration started from (its one
+    evaluation, before the step)."""
     image: Tensor
     """The current image (a live view: clone it to keep it)."""
 
@@ -158,7 +159,10 @@ class Objective:
         guidance: Guidance | None = None,
         frame_size: tuple[int, int] | None = None,
         temporal: Temporal | None = None,
+        grams: Sequence[Grams] | None = None,
     ) -> None:
+        """grams: each style's Gram matrices on the style layers (`core.strips.style_grams`), when the
+        caller has them already; computed here otherwise."""
         self.net, self.look, self.autocast_dtype = net, look, autocast_dtype
         self.temporal = temporal
         layers = look.layers()
@@ -179,19 +183,19 @@ class Objective:
                 for k in self.content_layers
             }
             shapes = {k: feats[k].shape[2:] for k in self.style_layers}
-            self._build_style_targets(styles, style_weights, guidance.style_guides(len(styles)), shapes)
+            grams = grams or [style_grams(net, style, frozenset(self.style_layers)) for style in styles]
+            self._build_style_targets(grams, style_weights, guidance.style_guides(len(grams)), shapes)
 
     def _build_style_targets(
         self,
-        styles: Sequence[Tensor],
+        grams: Sequence[Grams],
         style_weights: Sequence[float] | None,
         guides: Sequence[Tensor | None] | None,
         shapes: dict,
     ) -> None:
         """Blended Gram targets, or, with spatial guides, one set of guided targets per style."""
-        weights = list(style_weights) if style_weights else [1.0] * len(styles)
+        weights = list(style_weights) if style_weights else [1.0] * len(grams)
         self.style_weights = [w / sum(weights) for w in weights]
-        grams = [self._grams(style) for style in styles]
         self.guided = None
         if guides is None or all(g is None for g in guides):
             self.style_targets = self._blend(grams, shapes)
@@ -206,20 +210,7 @@ class Objective:
         with torch.autocast(image.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return self.net(image, self.layers)
 
-    def _grams(self, style: Tensor) -> dict[str, tuple[Tensor, int]]:
-        """Each style layer's Gram matrix and its number of positions, computed once per network,
-        style image and layers: every frame of a shot on a worker shares them."""
-        layers = frozenset(self.style_layers)
-        digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
-        key = (id(self.net), str(style.device), tuple(style.shape), digest, tuple(sorted(layers)))
-        if key not in _STYLE_GRAMS:
-            # The net is kept so that its id is not reused.
-            _STYLE_GRAMS[key] = (self.net, style_grams(self.net, style, layers))
-            while len(_STYLE_GRAMS) > _STYLE_GRAMS_KEPT:
-                _STYLE_GRAMS.pop(next(iter(_STYLE_GRAMS)))
-        return _STYLE_GRAMS[key][1]
-
-    def _blend(self, style_grams: list[dict[str, tuple[Tensor, int]]], shapes: dict) -> dict[str, Tensor]:
+    def _blend(self, style_grams: Sequence[Grams], shapes: dict) -> dict[str, Tensor]:
         """Weighted mean of the styles' Gram targets, each expressed for the frame's size."""
         targets: dict[str, Tensor] = {}
         for grams, weight in zip(style_grams, self.style_weights, strict=True):
@@ -229,7 +220,7 @@ class Objective:
         return targets
 
     def _guided_targets(
-        self, guide: Tensor | None, grams: dict[str, tuple[Tensor, int]], shapes: dict
+        self, guide: Tensor | None, grams: Grams, shapes: dict
     ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
         """Per layer: the guide at that layer's size (H*W, 1), the style's target Gram for the guided
         area, and that area. A guide is resized to each layer by area averaging."""
@@ -247,7 +238,7 @@ class Objective:
 
     def _style_term(self, feats: dict[str, Tensor]) -> Tensor:
         if self.guided is None:
-            return sum(w * style_loss(feats[k], self.style_targets[k]) for k, w in self.style_layers.items())
+            return _sum(w * style_loss(feats[k], self.style_targets[k]) for k, w in self.style_layers.items())
         total = feats[self.content_layers[0]].new_zeros((), dtype=torch.float32)
         for targets, style_weight in zip(self.guided, self.style_weights, strict=True):
             for layer, layer_weight in self.style_layers.items():
@@ -260,7 +251,7 @@ class Objective:
     def __call__(self, image: Tensor) -> Tensor:
         """Loss terms (content, style, tv, temporal) as a float32 tensor of shape (4,); total = their sum."""
         feats = self._features(image)
-        c = sum(
+        c = _sum(
             content_loss(feats[k], self.content_targets[k], self.content_maps[k]) for k in self.content_layers
         )
         s = self._style_term(feats)
@@ -283,8 +274,12 @@ class Objective:
         return temporal_loss(image, temporal.target, temporal.mask) * scale
 
 
-_STYLE_GRAMS: dict[tuple, tuple[nn.Module, dict[str, tuple[Tensor, int]]]] = {}
-_STYLE_GRAMS_KEPT = 16  # a few looks' styles at a few sizes; each entry is under 2 MB of Grams
+def _sum(terms: Iterable[Tensor]) -> Tensor:
+    """sum() of loss terms, checked to be a tensor: with no terms at all sum() would give the int 0."""
+    total = sum(terms)
+    if not isinstance(total, Tensor):
+        raise ValueError("no loss terms to sum: the look has no layers for this term")
+    return total
 
 
 def _resize_map(guide: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
@@ -339,6 +334,7 @@ def _run_lbfgsb(objective: Objective, x0: Tensor, look: Look, report: Report) ->
         terms = objective(x)
         terms.sum().backward()
         last["terms"] = terms.detach()
+        assert x.grad is not None  # backward() has filled it: x requires grad
         return float(last["terms"].sum()), x.grad.double().cpu().numpy().ravel()
 
     iteration = 0
@@ -474,6 +470,7 @@ def transfer(
     should_stop: Callable[[], bool] | None = None,
     fp32_finish: int = 0,
     release_memory: Callable[[], None] | None = None,
+    grams: Sequence[Grams] | None = None,
 ) -> TransferResult:
     """Optimise an image whose content features match `content` and whose Gram statistics match the
     (weighted) `styles`, for `look.iterations` iterations.
@@ -486,6 +483,8 @@ def transfer(
     autocast dtype, run the last this many iterations in float32 (see `precision_phases`).
     release_memory: called as each phase starts, once its targets are built, when the buffers freed
     so far (the painting's features, the last phase's activations) will not be needed again.
+    grams: the styles' Gram matrices, when the caller keeps them (the engine computes them once per
+    painting and size); computed from `styles` otherwise.
     """
     _check_inputs(content, styles, init)
     if temporal is not None and temporal.target.shape != content.shape:
@@ -510,10 +509,13 @@ def transfer(
 
     run = _runner(look.optimizer, content.device)
     image, offset = init.clamp(0, 255), 0
+    if grams is None:  # once for every phase: the painting's Grams do not depend on the precision
+        layers = frozenset(look.layers().style)
+        grams = [style_grams(net, style, layers) for style in styles]
     for iterations, dtype in precision_phases(look.iterations, autocast_dtype, fp32_finish):
         # A new phase starts the optimiser afresh (L-BFGS keeps only the last few steps in any case).
         objective = Objective(
-            net, content, styles, look, style_weights, dtype, guidance, frame_size, temporal
+            net, content, styles, look, style_weights, dtype, guidance, frame_size, temporal, grams
         )
         if release_memory is not None:
             release_memory()

@@ -49,12 +49,12 @@ from types import NoneType
 from typing import Any, get_args, get_type_hints
 
 from reverie.errors import ReverieError
-from reverie.farm.plan import check_chunking
 from reverie.io.colorspace import resolve_colorspace
 from reverie.io.images import check_input_file
 from reverie.io.sequences import parse_frame_range, parse_pattern, require_pattern
 from reverie.io.video import check_codec, default_video_codec, is_video
 from reverie.look import INIT_MODES, Look, read_text_file
+from reverie.pipeline.plan import check_chunking
 from reverie.pipeline.shot import ShotSpec, manifest_path, open_clip
 
 SPEC_KEYS = frozenset(f.name for f in fields(ShotSpec))

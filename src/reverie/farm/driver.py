@@ -3,9 +3,10 @@
 Workers write frames straight to the output; the driver only receives small records and is the one
 writer of each shot's manifest, so a finished frame is recorded exactly once. A chain's next step is
 handed out when the one before it returns; chunks, shots and independent frames run side by side as
-wide as the farm is. A step whose worker died is retried by the executor (Ray); one that fails for good
-is reported with its error and the rest of the shot goes on (its chain restarts after it). Killed and
-run again, the driver renders only what no manifest lists, picking chains up from the work folder.
+wide as the farm is. A step whose worker died is retried by the executor; one that fails for good (an
+error, on any farm) is reported with its error and the rest of the shot goes on (its chain restarts
+after it). Killed and run again, the driver renders only what no manifest lists, picking chains up from
+the work folder.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reverie.core.transfer import IterationEvent
+from reverie.engine.still import planned_iterations
 from reverie.errors import ReverieError
-from reverie.farm.executors import Executor
-from reverie.farm.plan import Blend, Plan, Step, plan_shot
-from reverie.farm.worker import ShotJob, blend_step, measure_step, paint_step
+from reverie.farm.executors import Executor, InProcess
 from reverie.io.images import atomic_write_bytes
 from reverie.io.video import encode_video
 from reverie.look import Look
 from reverie.pipeline.manifest import Manifest, open_manifest
+from reverie.pipeline.plan import Blend, Plan, Step, plan_shot
 from reverie.pipeline.shot import (
     Clip,
+    ShotEvents,
     ShotReport,
     ShotSpec,
     display_frames,
@@ -43,6 +45,7 @@ from reverie.pipeline.shot import (
     shot_rate,
     stem,
 )
+from reverie.pipeline.steps import ShotJob, Worker, blend_step, measure_step, paint_step, step_look
 from reverie.runtime import Runtime
 
 _REFRESH_SECONDS = 2.0  # how often the workers-alive count is refreshed while waiting
@@ -138,12 +141,55 @@ def render_batch(
     return FarmReport(farm, time.perf_counter() - started)
 
 
+def render_shot(
+    spec: ShotSpec,
+    look: Look,
+    runtime: Runtime,
+    events: ShotEvents,
+    clip: Clip | None = None,
+    worker: Worker | None = None,
+) -> ShotReport:
+    """Render every unfinished frame of one shot in this process, then encode the video and measure the
+    flicker: the batch driver with the in-process executor. A frame that fails stops the shot with its
+    error. clip: the input, if the caller opened it already (`open_clip(spec)`); worker: one to reuse
+    (its Painter keeps the network and the painting's targets)."""
+    report = render_batch([(spec, look)], runtime, InProcess(worker), _OneShot(events), [clip])
+    return report.shots[0].report
+
+
+class _OneShot:
+    """A single shot's `ShotEvents` heard through the farm's events."""
+
+    def __init__(self, events: ShotEvents) -> None:
+        self.events, self.index, self.todo = events, 0, 0
+
+    def batch_started(self, shots: int, frames: int, finished: int) -> None:
+        self.todo = frames - finished
+        self.events.shot_started(frames, finished)
+
+    def step_started(self, shot: str, number: int, iterations: int) -> None:
+        self.events.frame_started(number, self.index, self.todo, iterations)
+        self.index += 1
+
+    def iteration(self, event: IterationEvent) -> None:
+        self.events.iteration(event)
+
+    def frame_finished(self, shot: str, number: int, entry: dict[str, Any]) -> None:
+        self.events.frame_finished(number, entry)
+
+    def frame_failed(self, shot: str, number: int, error: str) -> None:
+        raise ReverieError(f"frame {number}: {error}")
+
+    def workers(self, alive: int) -> None:
+        pass
+
+
 def _prepare(spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip | None) -> FarmShot:
     if not look.styles:
         raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
     clip = clip or open_clip(spec)
     target = plan_target(spec, clip)
-    key = render_key(spec, look, target)
+    key = render_key(spec, look, target, runtime)
     manifest = open_manifest(target.manifest_path, key, existing_frames(target, clip), force=spec.force)
     # The work folder is named after the render's key, so raw frames of another look never mix in.
     work = target.manifest_path.with_name(f"{stem(target.pattern)}.work-{_digest(key)}")
@@ -206,10 +252,11 @@ class _Driver:
         if not self.executor.in_process:
             self._submit(shot, "paint", step, paint_step, shot.job, step, previous_from)
             return
-        look = shot.job.look
-        chained = previous_from is not None and look.temporal_weight > 0
-        iterations = look.iterations if chained or look.temporal_weight == 0 else look.shot_first_iterations
-        args = (self.events, shot.name, iterations, shot.job, step, previous_from)
+        job = shot.job
+        look = step_look(job.look, chained=previous_from is not None)
+        width, height = shot.clip.size
+        iterations = planned_iterations(look, width, height, job.spec.output_size, job.runtime)
+        args = (self.events, shot.name, iterations, job, step, previous_from)
         self._submit(shot, "paint", step, _paint_here, *args)
 
     def _previous_from(self, shot: FarmShot, step: Step) -> str | None:
@@ -294,11 +341,18 @@ def _step_before(shot: FarmShot, step: Step) -> Step:
 
 
 def _paint_here(
-    events: FarmEvents, name: str, iterations: int, job: ShotJob, step: Step, previous_from: str | None
+    worker: Worker,
+    events: FarmEvents,
+    name: str,
+    iterations: int,
+    job: ShotJob,
+    step: Step,
+    previous_from: str | None,
 ) -> dict[str, Any]:
-    """A step painted in the driver's process, heard iteration by iteration."""
+    """A step painted in the driver's process, heard iteration by iteration (`iterations`: all of its
+    passes and tiles, for a progress bar's total)."""
     events.step_started(name, step.number, iterations)
-    return paint_step(job, step, previous_from, events.iteration)
+    return paint_step(worker, job, step, previous_from, events.iteration)
 
 
 def _finish(shot: FarmShot) -> None:

@@ -5,10 +5,14 @@
 - local worker processes (`--farm local --workers N`): a process pool on this machine, each worker with
   its share of the CPU threads (or the GPU);
 - Ray (`--farm ray`): a cluster joined with `--address` or `RAY_ADDRESS`, or a private Ray instance on
-  this machine when neither is given (shut down at the end). One task per step, one GPU per task when
-  the cluster has GPUs; Ray retries a step whose worker died, up to `retries` times.
+  this machine when neither is given (shut down at the end). A pool of actors, one per step the cluster
+  can run at once (one GPU each when the cluster has GPUs); Ray restarts an actor whose process or node
+  died, elsewhere if need be, and retries its steps, up to `retries` times each.
 
-Every executor returns `concurrent.futures.Future`s, so the driver waits on all of them the same way.
+Each runs a step as fn(worker, *args), with the one `Worker` of the process it runs in: the driver's
+own, or one per worker process or actor, made as it starts. So a worker sets up once (its network,
+style targets, opened shots) and then paints, frame after frame. Every executor returns
+`concurrent.futures.Future`s, so the driver waits on all of them the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from reverie.engine.painter import NetworkBuilder
 from reverie.errors import ReverieError
+from reverie.pipeline.steps import Worker
 
 FARMS = ("local", "ray")
 DEFAULT_RETRIES = 3
@@ -35,7 +41,9 @@ class Executor(Protocol):
     in_process: bool
     """True when work runs in the driver's process (and can report every iteration)."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run fn(worker, *args) with the Worker of the process that runs it."""
+
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
         """Some of `futures` that are done (none if `timeout` seconds pass first)."""
 
@@ -50,7 +58,8 @@ class InProcess:
 
     in_process = True
 
-    def __init__(self) -> None:
+    def __init__(self, worker: Worker | None = None) -> None:
+        self.worker = worker or Worker()
         self.queue: deque[tuple[Future, Callable[..., Any], tuple[Any, ...]]] = deque()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -61,8 +70,8 @@ class InProcess:
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
         future, fn, args = self.queue.popleft()
         try:
-            future.set_result(fn(*args))
-        except ReverieError as err:
+            future.set_result(fn(self.worker, *args))
+        except Exception as err:  # as on worker processes and Ray: the step failed, the batch goes on
             future.set_exception(err)
         return {future}
 
@@ -80,48 +89,54 @@ class LocalProcesses:
 
     in_process = False
 
-    def __init__(self, workers: int, threads: int | None = None, retries: int = DEFAULT_RETRIES) -> None:
-        self.count, self.retries = workers, retries
+    def __init__(
+        self,
+        workers: int,
+        threads: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+        build_network: NetworkBuilder | None = None,
+    ) -> None:
+        """build_network: the workers' feature networks (by default the real ones; tests stand in a
+        tiny one, which must be importable by the worker processes)."""
+        self.count, self.retries, self.build_network = workers, retries, build_network
         self.share = threads or max(1, (os.cpu_count() or 1) // workers)
         self.pool = self._start()
-        # Each future given out -> the pool's future running it now, the work, and its tries so far.
-        self.running: dict[Future, tuple[Future, Callable[..., Any], tuple[Any, ...], int]] = {}
+        # The pool's future running a step now -> the step.
+        self.running: dict[Future, _Work] = {}
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: a forked copy of a process that already ran PyTorch threads can deadlock.
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
-            self.count, mp_context=context, initializer=_set_threads, initargs=(self.share,)
+            self.count,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.share, self.build_network),
         )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        outer: Future = Future()
-        self.running[outer] = (self._hand_in(fn, args), fn, args, 0)
-        return outer
+        work = _Work(Future(), fn, args)
+        self._hand_in(work)
+        return work.outer
 
-    def _hand_in(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Future:
+    def _hand_in(self, work: _Work) -> None:
         try:
-            return self.pool.submit(fn, *args)
+            inner = self.pool.submit(_in_worker, work.fn, *work.args)
         except BrokenProcessPool:
             self.pool = self._start()
-            return self.pool.submit(fn, *args)
+            inner = self.pool.submit(_in_worker, work.fn, *work.args)
+        self.running[inner] = work
 
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
-        inner = {self.running[f][0]: f for f in futures if f in self.running}
-        done = wait(inner, timeout=timeout, return_when=FIRST_COMPLETED).done
+        done = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED).done
         finished = set()
-        for future in done:
-            outer = inner[future]
-            _, fn, args, tries = self.running.pop(outer)
-            error = future.exception()
-            if isinstance(error, BrokenProcessPool) and tries < self.retries:
-                self.running[outer] = (self._hand_in(fn, args), fn, args, tries + 1)
-            elif error is not None:
-                outer.set_exception(error)
-                finished.add(outer)
-            else:
-                outer.set_result(future.result())
-                finished.add(outer)
+        for inner in done:
+            work = self.running.pop(inner)
+            if isinstance(inner.exception(), BrokenProcessPool) and work.tries < self.retries:
+                self._hand_in(work.again())
+                continue
+            work.settle(inner)
+            finished.add(work.outer)
         return finished
 
     def workers(self) -> int:
@@ -154,29 +169,124 @@ class RayFarm:
                 logging_level=logging.WARNING,
                 _node_ip_address="127.0.0.1",
             )
-        self.ray = ray
+        self.ray, self.retries = ray, retries
         self.per_task = _task_resources(ray.cluster_resources(), _node_cpus(ray), workers, threads)
-        # Torch threads: --threads, else the CPUs the task holds (a GPU task gets a node's cores).
-        self.threads = threads or int(self.per_task.get("num_cpus", _node_cpus(ray)))
-        self.remote = ray.remote(_run_task).options(
-            max_retries=retries, retry_exceptions=False, **self.per_task
-        )
+        # Torch threads: --threads, else the CPUs the actor holds (a GPU actor gets a node's cores).
+        threads = threads or int(self.per_task.get("num_cpus", _node_cpus(ray)))
+        # Ray restarts an actor whose process or node died (on another node when its own is gone) by
+        # running its constructor again; its steps are handed in again here, to whichever actor is free.
+        actor = ray.remote(StepRunner).options(max_restarts=-1, max_task_retries=0, **self.per_task)
+        self.actors = [actor.remote(threads) for _ in range(max(1, self._capacity()))]
+        self.idle: deque[Any] = deque(self.actors)
+        self.backlog: deque[_Work] = deque()
+        self.running: dict[Future, tuple[Any, _Work]] = {}
+        self.restarting: dict[Future, Any] = {}  # an actor's ping, answered once it is back
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.remote.remote(fn, self.threads, *args).future()
+        work = _Work(Future(), fn, args)
+        self.backlog.append(work)
+        self._dispatch()
+        return work.outer
+
+    def _dispatch(self) -> None:
+        """One step per idle actor: a step waits here, not in an actor's queue, so that an actor's death
+        costs the step it was painting and no other."""
+        while self.idle and self.backlog:
+            actor, work = self.idle.popleft(), self.backlog.popleft()
+            self.running[actor.run.remote(work.fn, *work.args).future()] = (actor, work)
 
     def wait(self, futures: Collection[Future], timeout: float) -> set[Future]:
-        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED).done
+        watched = [*self.running, *self.restarting]
+        if not watched:  # no actor is painting or coming back: what waits would wait for ever
+            return self._give_up()
+        finished = set()
+        for inner in wait(watched, timeout=timeout, return_when=FIRST_COMPLETED).done:
+            if inner in self.restarting:
+                actor = self.restarting.pop(inner)
+                if inner.exception() is None:  # back (one whose restarts ran out stays out)
+                    self.idle.append(actor)
+            elif (outer := self._ended(inner)) is not None:
+                finished.add(outer)
+        self._dispatch()
+        return finished
 
-    def workers(self) -> int:
+    def _ended(self, inner: Future) -> Future | None:
+        """A step's run ended: its outcome for the driver, or None when the step is handed in again
+        because its actor died (its process or its node), which Ray restarts by itself."""
+        actor, work = self.running.pop(inner)
+        if not isinstance(inner.exception(), self.ray.exceptions.RayActorError):
+            self.idle.append(actor)
+            work.settle(inner)
+            return work.outer
+        # Retried until the actor is back: a call to a restarting actor fails at once otherwise.
+        self.restarting[actor.ready.options(max_task_retries=-1).remote().future()] = actor
+        if work.tries < self.retries:
+            self.backlog.appendleft(work.again())
+            return None
+        work.outer.set_exception(_died(work.tries + 1))
+        return work.outer
+
+    def _give_up(self) -> set[Future]:
+        error = ReverieError("every Ray worker of this farm is gone and none could be restarted")
+        for work in self.backlog:
+            work.outer.set_exception(error)
+        finished = {work.outer for work in self.backlog}
+        self.backlog.clear()
+        return finished
+
+    def _capacity(self) -> int:
         """Steps the cluster's live nodes can run at once."""
         resources = self.ray.cluster_resources()
         if "num_gpus" in self.per_task:
             return int(resources.get("GPU", 0))
         return int(resources.get("CPU", 0) // self.per_task["num_cpus"])
 
+    def workers(self) -> int:
+        """Actors alive: idle or painting."""
+        return len(self.idle) + len(self.running)
+
     def close(self) -> None:
         self.ray.shutdown()
+
+
+def _died(tries: int) -> ReverieError:
+    return ReverieError(
+        f"the Ray worker painting it died each of the {tries} time(s) it was tried (a crash, a kill or a "
+        "lost node); see the Ray logs, or raise --retries"
+    )
+
+
+class _Work:
+    """A step handed to a pool: the future the driver holds, the call, and how often it was tried."""
+
+    def __init__(self, outer: Future, fn: Callable[..., Any], args: tuple[Any, ...], tries: int = 0):
+        self.outer, self.fn, self.args, self.tries = outer, fn, args, tries
+
+    def again(self) -> _Work:
+        return _Work(self.outer, self.fn, self.args, self.tries + 1)
+
+    def settle(self, inner: Future) -> None:
+        """Give the driver's future the outcome of the run that ended."""
+        error = inner.exception()
+        if error is not None:
+            self.outer.set_exception(error)
+        else:
+            self.outer.set_result(inner.result())
+
+
+class StepRunner:
+    """A Ray actor: one `Worker` for its whole life, so that its network, style targets and opened
+    shots serve every step it paints."""
+
+    def __init__(self, threads: int) -> None:
+        _set_threads(threads)
+        self.worker = Worker()
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(self.worker, *args)
 
 
 def make_executor(
@@ -186,11 +296,15 @@ def make_executor(
     address: str | None = None,
     threads: int | None = None,
     retries: int = DEFAULT_RETRIES,
+    worker: Worker | None = None,
 ) -> Executor:
-    """The executor `--farm`, `--workers` and `--address` ask for."""
+    """The executor `--farm`, `--workers` and `--address` ask for. worker: the in-process executor's
+    (a shell that paints previews too shares its Painter so); other executors make their own."""
     check_options(farm, workers, address, threads, retries)
     if farm == "local":
-        return InProcess() if not workers or workers == 1 else LocalProcesses(workers, threads, retries)
+        if not workers or workers == 1:
+            return InProcess(worker)
+        return LocalProcesses(workers, threads, retries)
     return RayFarm(address, workers=workers, threads=threads, retries=retries)
 
 
@@ -254,10 +368,20 @@ def _node_cpus(ray: Any) -> int:
     return max(1, int(min(alive))) if alive else 1
 
 
-def _run_task(fn: Callable[..., Any], threads: float, *args: Any) -> Any:
-    """A step on a Ray worker, with the worker's share of threads."""
-    _set_threads(int(threads))
-    return fn(*args)
+_WORKER: Worker | None = None
+"""A local worker process's one Worker, made by the pool's initializer as the process starts."""
+
+
+def _start_worker(threads: int, build_network: NetworkBuilder | None) -> None:
+    global _WORKER
+    _set_threads(threads)
+    _WORKER = Worker(build_network=build_network)
+
+
+def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """A step in a local worker process, with that process's Worker."""
+    assert _WORKER is not None, "the pool's initializer makes the Worker"
+    return fn(_WORKER, *args)
 
 
 def _set_threads(threads: int) -> None:

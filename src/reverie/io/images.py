@@ -167,7 +167,7 @@ def _unreadable_message(name: str, path: Path) -> str:
     return f"{name} is not an image Pillow can read (unknown format): use PNG, TIFF or JPEG"
 
 
-def _open(name: str, path: Path) -> Image.Image:
+def _open(name: str, path: Path) -> ImageFile.ImageFile:
     """Open lazily (header only); the caller must be inside `_StrictPillow`."""
     try:
         return Image.open(path)
@@ -430,10 +430,10 @@ def _write_error(name: str, target: Path, err: OSError) -> ReverieError:
     return _fail(f"cannot write {name}: {err.strerror or err}; free space or choose another -o path")
 
 
-def _is_file_system_error(err: BaseException, tmp: Path) -> bool:
+def _is_file_system_error(err: OSError, tmp: Path) -> bool:
     """An OSError about our temp file (or about no file: a failed write such as a full disk); an error
     about some other file that the caller touched inside the block stays as it is."""
-    if not isinstance(err, OSError) or err.errno is None:
+    if err.errno is None:
         return False
     return err.filename is None or os.fspath(err.filename) == os.fspath(tmp)
 
@@ -467,7 +467,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        if _is_file_system_error(err, tmp):
+        if isinstance(err, OSError) and _is_file_system_error(err, tmp):
             raise _write_error(name, target, err) from None
         raise
     # Make the rename itself durable; not possible everywhere (e.g. Windows), and not worth failing for.

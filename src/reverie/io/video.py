@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -442,7 +442,7 @@ class VideoClip:
     def close(self) -> None:
         """Release the file and the decoder (reading again reopens them)."""
         self._decoded = None
-        if getattr(self, "_container", None) is not None:
+        if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
@@ -529,7 +529,9 @@ def _video_frame(image: np.ndarray, spec: VideoCodec) -> av.video.frame.VideoFra
 def _add_stream(
     out: av.container.OutputContainer, spec: VideoCodec, rate: Fraction, width: int, height: int
 ) -> av.video.stream.VideoStream:
-    stream = out.add_stream(spec.encoder, rate=rate, options=dict(spec.options))
+    added = out.add_stream(spec.encoder, rate=rate, options=dict(spec.options))
+    # Every CODECS encoder is a video encoder; PyAV's stub narrows only literal codec names.
+    stream = cast("av.video.stream.VideoStream", added)
     stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
     # One tick per frame: the container's frame rate is then exactly `rate` (24000/1001 stays exact).
     stream.time_base = 1 / rate

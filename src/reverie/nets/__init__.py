@@ -3,34 +3,12 @@ torchvision checkpoint). Each takes an RGB 0-255 image and returns post-ReLU act
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
 from reverie.errors import ReverieError
-
-
-@dataclass(frozen=True)
-class Layers:
-    content: tuple[str, ...]
-    style: tuple[str, ...]
-    style_weights: tuple[float, ...]
-
-
-VGG_LAYERS = Layers(("conv4_2",), ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), (0.2,) * 5)
-
-
-def default_layers(network: str) -> Layers:
-    """The film's layers for VGG (Gatys et al.); documented choices for GoogLeNet (see googlenet.py)."""
-    if network == "googlenet":
-        from reverie.nets import googlenet
-
-        return Layers(
-            googlenet.DEFAULT_CONTENT_LAYERS,
-            googlenet.DEFAULT_STYLE_LAYERS,
-            googlenet.DEFAULT_STYLE_LAYER_WEIGHTS,
-        )
-    return VGG_LAYERS
+from reverie.look import Layers
 
 
 def build_network(network: str, pooling: str, weights_path: str | None) -> tuple[nn.Module, str]:
@@ -45,6 +23,31 @@ def build_network(network: str, pooling: str, weights_path: str | None) -> tuple
 
     weights = load_weights(network, weights_path)
     return VGGFeatures(weights, pooling), weights.source
+
+
+def weights_digest(network: str, weights_path: str | None) -> str:
+    """The sha256 of the weights `build_network` would read: what identifies them, whatever the path.
+
+    Packaged VGG weights give their pinned checksum (each load verifies it); a user's file, or the
+    GoogLeNet checkpoint in torch's hub cache, is hashed (about 0.2 s per 100 MB).
+    """
+    from reverie.nets import weights
+
+    file = weights_file(network, weights_path)
+    return weights.packaged_sha256(network) if file is None else weights.sha256(file)
+
+
+def weights_file(network: str, weights_path: str | None) -> Path | None:
+    """The file a user's (or the hub's GoogLeNet) weights are read from; None for packaged VGG weights."""
+    if network == "googlenet":
+        from reverie.nets.googlenet import checkpoint_file
+
+        return checkpoint_file(weights_path)
+    if weights_path is None:
+        return None
+    from reverie.nets.weights import user_file
+
+    return user_file(weights_path)
 
 
 def check_layers(network: str, names: list[str], layers: Layers) -> None:

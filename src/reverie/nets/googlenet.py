@@ -12,8 +12,8 @@ into the convolution's weight and bias at construction, so each layer costs one 
 
 from __future__ import annotations
 
-import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from reverie.errors import ReverieError
+from reverie.look import DEFAULT_LAYERS
 from reverie.nets import check_requested
 from reverie.nets.weights import read_state_dict, user_file
 
@@ -39,17 +40,10 @@ GOOGLENET_LAYERS: tuple[str, ...] = (
     "inception5b",
 )
 
-# Content: inception3b is the last layer at stride 8, the stride of Gatys' conv4_2, so the shot's layout
-# is held at the same granularity as with VGG; its receptive field (59 px) is the closest of the stride-8
-# layers to conv4_2's (76 px in VGG16, 84 px in VGG19). Deeper layers (stride 16, e.g. inception4c,
-# 171 px) let edges and faces drift, which flickers from frame to frame in a film.
-DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("inception3b",)
-# Style: as Gatys' conv1_1..conv5_1, the first layer that sees each scale (strides 2, 4, 8, 16, 32),
-# equally weighted. conv3 stands for stride 4 rather than conv2 because conv2 is a 1x1 conv, a mere
-# channel mix of conv1's pooled output; conv3 is the first 3x3 filter at that scale. This is also the set
-# of Frank Liu's Caffe style-transfer (conv1/7x7_s2, conv2/3x3, inception_3a, _4a, _5a in Caffe names).
-DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("conv1", "conv3", "inception3a", "inception4a", "inception5a")
-DEFAULT_STYLE_LAYER_WEIGHTS: tuple[float, ...] = (0.2, 0.2, 0.2, 0.2, 0.2)
+# The default layers (and why those) are a look's defaults: see `reverie.look.DEFAULT_LAYERS`.
+DEFAULT_CONTENT_LAYERS = DEFAULT_LAYERS["googlenet"].content
+DEFAULT_STYLE_LAYERS = DEFAULT_LAYERS["googlenet"].style
+DEFAULT_STYLE_LAYER_WEIGHTS = DEFAULT_LAYERS["googlenet"].style_weights
 
 CHECKPOINT_NAME = "googlenet-1378be20.pth"  # torchvision's file name for the pretrained weights
 BN_EPS = 0.001  # torchvision's BasicConv2d; not PyTorch's default 1e-5
@@ -112,10 +106,15 @@ def find_googlenet_checkpoint() -> Path | None:
 def load_googlenet_state(path: str | os.PathLike | None = None) -> dict[str, Tensor]:
     """The feature layers' tensors of a torchvision GoogLeNet state dict, float32, in network order.
 
-    ``path`` None: the checkpoint in torch's hub cache (see find_googlenet_checkpoint). Read once per
-    process per (file, mtime, size); the tensors are shared between callers: copy them, never modify them.
+    ``path`` None: the checkpoint in torch's hub cache (see find_googlenet_checkpoint). Read on every
+    call: the engine keeps the network it built, keyed by the file's content.
     Raises ReverieError with what to do if the file is missing, unreadable or not torchvision's googlenet.
     """
+    return _load(checkpoint_file(path))
+
+
+def checkpoint_file(path: str | os.PathLike | None = None) -> Path:
+    """The checkpoint a load reads: the user's file, or the one in torch's hub cache."""
     if path is None:
         file = find_googlenet_checkpoint()
         if file is None:
@@ -124,15 +123,11 @@ def load_googlenet_state(path: str | os.PathLike | None = None) -> dict[str, Ten
                 f"GoogLeNet weights not found: put torchvision's googlenet checkpoint ({CHECKPOINT_NAME}) "
                 f"in {hub}/ or pass --weights FILE; Reverie downloads nothing"
             )
-    else:
-        file = user_file(path, "or put the checkpoint in the torch hub cache")
-    stat = file.stat()
-    # mtime and size in the key so that a checkpoint rewritten during a session is read again.
-    return _load(file.resolve(), stat.st_mtime_ns, stat.st_size)
+        return file.resolve()
+    return user_file(path, "or put the checkpoint in the torch hub cache")
 
 
-@functools.lru_cache(maxsize=2)
-def _load(file: Path, mtime_ns: int, size: int) -> dict[str, Tensor]:
+def _load(file: Path) -> dict[str, Tensor]:
     state = read_state_dict(
         file, f"use torchvision's {CHECKPOINT_NAME} or torch.save(model.state_dict(), path)"
     )
@@ -147,7 +142,7 @@ def _load(file: Path, mtime_ns: int, size: int) -> dict[str, Tensor]:
     return {key: state[key].detach().to(torch.float32).contiguous() for key in state_shapes()}
 
 
-def _check_state(state: dict[str, object], where: str) -> None:
+def _check_state(state: Mapping[str, object], where: str) -> None:
     """Every key the features need must be a tensor of torchvision's googlenet shape."""
     needed = state_shapes()
     tensors = {k: v for k in needed if isinstance(v := state.get(k), Tensor)}
@@ -185,6 +180,7 @@ def _folded(state: dict[str, Tensor], prefix: str, stride: int = 1) -> _ConvReLU
     a = gamma / torch.sqrt(var + BN_EPS)
     out_ch, in_ch, k, _ = weight.shape
     conv = _ConvReLU(in_ch, out_ch, k, stride=stride, padding=k // 2)  # torchvision pads k // 2: 3, 1, 0
+    assert conv.bias is not None  # Conv2d has a bias by default
     conv.weight.data.copy_(weight * a.view(-1, 1, 1, 1))
     conv.bias.data.copy_(beta - mean * a)
     return conv

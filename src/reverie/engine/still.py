@@ -1,7 +1,9 @@
-"""`stylize`: the one public entry point for a still. Images in (paths or arrays), an image array out.
+"""Painting a still or a frame: a `Look` and images (paths or arrays) in, an image array out.
 
 This layer turns a `Look` and images into tensors for the core (cropping, scaling, colour modes, the
-memory check), runs the optimisation and brings the result to the output size. It writes no files.
+memory check), runs the optimisation with a `Painter`'s network and style targets, and brings the
+result to the output size, refining (in tiles when needed) on the way. It writes no files.
+`stylize` is the one-call public entry point; a caller painting many frames holds a `Painter`.
 """
 
 from __future__ import annotations
@@ -11,30 +13,27 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from reverie import __version__
 from reverie.core import color
-from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
+from reverie.core.strips import Grams
 from reverie.core.tiles import run_tiled, tile_count
-from reverie.core.transfer import Callback, Guidance, Losses, Temporal, TransferResult, transfer
+from reverie.core.transfer import Callback, Guidance, Losses, Objective, Temporal, TransferResult, transfer
+from reverie.engine.memory import estimate_bytes, frame_bytes, largest_fitting_side
+from reverie.engine.painter import to_tensor as _to_tensor
+from reverie.engine.process import available_memory, release_freed_memory
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
-from reverie.nets import build_network, check_layers
-from reverie.runtime import (
-    Runtime,
-    autocast_dtype,
-    available_memory,
-    configure,
-    fp32_finish,
-    release_freed_memory,
-    resolve_device,
-)
+from reverie.nets import check_layers
+from reverie.runtime import Runtime, autocast_dtype, fp32_finish, resolve_device
+from reverie.version import __version__
+
+if TYPE_CHECKING:
+    from reverie.engine.painter import Painter
 
 ImageInput = str | os.PathLike[str] | np.ndarray
 
@@ -105,30 +104,59 @@ def stylize(
 ) -> StylizeResult:
     """Paint `content` in the style of `style` (one or several images; default: the look's styles).
 
+    A one-off `Painter(runtime)` paints it (see `paint`); to paint many frames, hold a Painter and call
+    its `stylize`, which keeps the network and the painting's targets from one frame to the next.
+    """
+    from reverie.engine.painter import Painter
+
+    painter = Painter(runtime)
+    return painter.stylize(
+        content,
+        style,
+        look,
+        output_size=output_size,
+        callback=callback,
+        should_stop=should_stop,
+        continuity=continuity,
+    )
+
+
+def paint(
+    painter: Painter,
+    content: ImageInput,
+    style: ImageInput | Sequence[ImageInput] | None,
+    look: Look,
+    *,
+    output_size: int | None = None,
+    callback: Callback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    continuity: Continuity | None = None,
+) -> StylizeResult:
+    """Paint `content` after `style` with the painter's network and runtime.
+
     output_size is the long side of the returned image. Given and larger than the working size, it is
     reached as the look's `upscale` says (refine: coarse-to-fine optimisation; plain: resampling). By
     default the image has the content's own size, resampled (Lanczos) from the working size.
     continuity: for a frame of a shot, the previous painted frame warped into this one (see
     `Continuity`). Raises ReverieError for anything the user can fix.
     """
-    look = look or Look()
-    runtime = runtime or Runtime()
     started = time.perf_counter()
-    device = configure(runtime)
     plate = _as_array(content, "content")
     styles = [_as_array(s, "style") for s in _style_list(style, look)]
     work_w, work_h = fit_long_side(plate.shape[1], plate.shape[0], look.size)
-    _check_memory(look, runtime, device, work_w, work_h)
-    net, weights_source = network(look.network, look.pooling, runtime.weights, str(device))
-    check_layers(look.network, net.names, look.layers())
-    optimise = _Pass(plate, styles, net, device, runtime, callback, should_stop, continuity)
+    _check_memory(look, painter.runtime, painter.device, work_w, work_h)
+    net, weights_source = painter.network(look.network, look.pooling)
+    check_layers(look.network, _layer_names(net), look.layers())
+    guides = read_guides(look, plate.shape)  # once: every pass and tile resizes these
+    optimise = _Pass(painter, plate, styles, guides, net, callback, should_stop, continuity)
 
-    result = optimise(look, _init_image(look, (work_w, work_h), device) if continuity is None else None)
+    start = _init_image(look, (work_w, work_h), painter.device) if continuity is None else None
+    result = optimise(look, start)
     image, iterations = result.image, result.iterations
     for long_side in refine_sizes(look, output_size) if not result.stopped else []:
         stage = look.replace(size=long_side, iterations=look.refine_iterations, init="content")
         start = _upsample(image, fit_long_side(plate.shape[1], plate.shape[0], long_side))
-        result = _refine(optimise, stage, start, runtime, device)
+        result = _refine(optimise, stage, start)
         image, iterations = result.image, iterations + result.iterations
         if result.stopped:
             break
@@ -140,12 +168,19 @@ def stylize(
         iterations=iterations,
         stopped=result.stopped,
         seconds=time.perf_counter() - started,
-        device=str(device),
-        precision=runtime.precision,
+        device=str(painter.device),
+        precision=painter.runtime.precision,
         working_size=(work_w, work_h),
         output_size=(out.shape[1], out.shape[0]),
         weights=weights_source,
     )
+
+
+def _layer_names(net: torch.nn.Module) -> list[str]:
+    names = getattr(net, "names", None)
+    if not isinstance(names, list):
+        raise TypeError(f"{type(net).__name__} must list its layers in .names, as Reverie's networks do")
+    return names
 
 
 def refine_sizes(look: Look, output_size: int | None) -> list[int]:
@@ -173,28 +208,61 @@ def planned_iterations(look: Look, width: int, height: int, output_size: int | N
 
 
 @dataclass(frozen=True)
-class _Pass:
-    """One optimisation of the plate at a look's working size (or of a tile of it)."""
+class _Inputs:
+    """What every optimisation at one size shares, made once per size (not per tile or phase)."""
 
-    plate: np.ndarray
-    styles: list[np.ndarray]
-    net: torch.nn.Module
-    device: torch.device
-    runtime: Runtime
-    callback: Callback | None
-    should_stop: Callable[[], bool] | None
-    continuity: Continuity | None = None
+    content: torch.Tensor
+    """The plate as the network sees it (luminance only with colour mode "content")."""
+    styles: list[torch.Tensor]
+    grams: list[Grams]
+    guidance: Guidance | None
+    temporal: Temporal | None
+
+
+class _Pass:
+    """Optimisations of the plate at a look's working size, or of a tile of it, with what each size
+    needs made once."""
+
+    def __init__(
+        self,
+        painter: Painter,
+        plate: np.ndarray,
+        styles: list[np.ndarray],
+        guides: _Guides,
+        net: torch.nn.Module,
+        callback: Callback | None,
+        should_stop: Callable[[], bool] | None,
+        continuity: Continuity | None,
+    ) -> None:
+        self.painter, self.plate, self.styles, self.guides, self.net = painter, plate, styles, guides, net
+        self.callback, self.should_stop, self.continuity = callback, should_stop, continuity
+        self._made: tuple[int, _Inputs] | None = None
+
+    def inputs(self, look: Look) -> _Inputs:
+        """The content, styles, Grams, guidance and continuity at the look's size (the last size kept)."""
+        if self._made is None or self._made[0] != look.size:
+            self._made = None  # the last size's tensors go before this size's are made
+            release_freed_memory()  # the last pass's buffers, which this one cannot all reuse
+            self._made = (look.size, self._make(look))
+        return self._made[1]
+
+    def _make(self, look: Look) -> _Inputs:
+        size = fit_long_side(self.plate.shape[1], self.plate.shape[0], look.size)
+        device = self.painter.device
+        content = _to_tensor(resize(self.plate, size), device)
+        styles = [_to_tensor(prepare_style(s, look), device) for s in self.styles]
+        net_content, net_styles = _apply_color_mode(look.color, content, styles)
+        grams = [self.painter.style_grams(look, s) for s in net_styles]
+        guidance, temporal = self.guides.at(size, device), self._temporal(look, size)
+        return _Inputs(net_content, net_styles, grams, guidance, temporal)
 
     def __call__(
         self, look: Look, init: torch.Tensor | None, box: tuple[int, int, int, int] | None = None
     ) -> TransferResult:
-        release_freed_memory()  # the last pass's or tile's buffers, which this one cannot all reuse
-        size = fit_long_side(self.plate.shape[1], self.plate.shape[0], look.size)
-        content = _to_tensor(resize(self.plate, size), self.device)
-        styles = [_to_tensor(prepare_style(s, look), self.device) for s in self.styles]
-        net_content, net_styles = _apply_color_mode(look.color, content, styles)
-        guidance = spatial_guidance(look, size, self.plate.shape[:2], self.device)
-        temporal = self._temporal(look, size)
+        made = self.inputs(look)
+        if box is not None:
+            release_freed_memory()  # the last tile's buffers
+        net_content, guidance, temporal = made.content, made.guidance, made.temporal
         if temporal is not None and init is None:
             # Start from the previous painted frame where the flow is trusted, from the plate elsewhere.
             init = temporal.target * temporal.mask + net_content * (1 - temporal.mask)
@@ -203,41 +271,65 @@ class _Pass:
             net_content = net_content[..., top:bottom, left:right]
             guidance = guidance.crop(*box) if guidance else None
             temporal = temporal.crop(*box) if temporal else None
+        size = made.content.shape[-2:]
         return transfer(
             net_content,
-            net_styles,
+            made.styles,
             look,
             self.net,
             init=init,
             style_weights=look.style_weights or None,
-            autocast_dtype=autocast_dtype(self.runtime),
-            fp32_finish=fp32_finish(self.runtime, look.iterations),
+            autocast_dtype=autocast_dtype(self.painter.runtime),
+            fp32_finish=fp32_finish(self.painter.runtime, look.iterations),
             guidance=guidance,
-            frame_size=(size[1], size[0]),
+            frame_size=(size[0], size[1]),
             temporal=temporal,
             callback=self.callback,
             should_stop=self.should_stop,
             release_memory=release_freed_memory,
+            grams=made.grams,
         )
+
+    def measure(self, look: Look, image: torch.Tensor) -> Losses:
+        """The losses of a whole frame at the look's size, as one optimisation of it would report them
+        (a forward pass only: a frame too large to optimise whole is measured whole)."""
+        made = self.inputs(look)
+        dtype = autocast_dtype(self.painter.runtime) if self.painter.runtime.precision == "bf16" else None
+        objective = Objective(
+            self.net,
+            made.content,
+            made.styles,
+            look,
+            look.style_weights or None,
+            dtype,
+            made.guidance,
+            None,
+            made.temporal,
+            made.grams,
+        )
+        with torch.no_grad():
+            return Losses(*objective(image).tolist())
 
     def _temporal(self, look: Look, size: tuple[int, int]) -> Temporal | None:
         """The continuity constraint at this pass's size, in the colours the network sees."""
         if self.continuity is None:
             return None
-        target = _to_tensor(resize(self.continuity.warped, size), self.device)
+        target = _to_tensor(resize(self.continuity.warped, size), self.painter.device)
         if look.color == "content":
             target = color.luminance_image(target)
         mask = resize(self.continuity.mask[..., None].astype(np.float32), size)
-        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).permute(2, 0, 1)[None].to(self.device)
-        return Temporal(target, mask_t, look.temporal_weight)
+        mask_t = torch.from_numpy(np.ascontiguousarray(mask)).permute(2, 0, 1)[None]
+        return Temporal(target, mask_t.to(self.painter.device), look.temporal_weight)
 
 
-def _refine(
-    optimise: _Pass, look: Look, start: torch.Tensor, runtime: Runtime, device: torch.device
-) -> TransferResult:
-    """One refine pass, whole or, when the frame does not fit (or runtime.tile_size asks), in tiles."""
+def _refine(optimise: _Pass, look: Look, start: torch.Tensor) -> TransferResult:
+    """One refine pass, whole or, when the frame does not fit (or runtime.tile_size asks), in tiles.
+
+    A tiled pass reports the losses of the whole blended frame, measured once, and the iterations of
+    all its tiles (what ran, and what the progress bar counted)."""
     height, width = start.shape[-2:]
-    tile = _tile_side(look, runtime, device, width, height)
+    runtime = optimise.painter.runtime
+    tile = _tile_side(look, runtime, optimise.painter.device, width, height)
     if tile is None:
         return optimise(look, start)
     results: list[TransferResult] = []
@@ -249,10 +341,10 @@ def _refine(
         return result.image
 
     image = run_tiled(run, start.shape, tile, _overlap(tile))
-    last = results[-1]
-    return TransferResult(
-        image, last.losses, sum(r.iterations for r in results) // len(results), last.stopped
-    )
+    release_freed_memory()
+    losses = optimise.measure(look, image)
+    stopped = any(r.stopped for r in results)
+    return TransferResult(image, losses, sum(r.iterations for r in results), stopped)
 
 
 def _overlap(tile: int) -> int:
@@ -287,13 +379,6 @@ def _upsample(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return _to_tensor(resize(_to_array(image), size), image.device)
 
 
-@lru_cache(maxsize=4)
-def network(name: str, pooling: str, weights_path: str | None, device: str) -> tuple[torch.nn.Module, str]:
-    """The feature network, built once per process for each (weights, pooling, device)."""
-    net, source = build_network(name, pooling, weights_path)
-    return net.to(device).to(memory_format=torch.channels_last), source
-
-
 def prepare_style(style: np.ndarray, look: Look) -> np.ndarray:
     """Crop (texture transfer) then scale so the long side is style_scale x the working size."""
     if look.style_crop is not None:
@@ -319,25 +404,31 @@ def finish(image: torch.Tensor, plate: np.ndarray, mode: str, output_size: int |
     return out
 
 
-def spatial_guidance(
-    look: Look, size: tuple[int, int], plate_shape: tuple[int, ...], device: torch.device
-) -> Guidance | None:
-    """The look's masks and u-map, read and brought to the working size."""
-    if not look.style_masks and look.u_map is None:
-        return None
-    u_map = _guide(look.u_map, "u-map", size, plate_shape, device, grey=True) if look.u_map else None
-    masks = tuple(_guide(m, "mask", size, plate_shape, device) for m in look.style_masks)
-    return Guidance(masks=masks, u_map=u_map)
+@dataclass(frozen=True)
+class _Guides:
+    """A look's masks and u-map as read from disk, once per frame (every pass and tile resizes them)."""
+
+    masks: tuple[np.ndarray, ...] = ()
+    u_map: np.ndarray | None = None
+
+    def at(self, size: tuple[int, int], device: torch.device) -> Guidance | None:
+        """The guidance at a pass's working size, as (1, 1, h, w) maps of 0..1."""
+        if not self.masks and self.u_map is None:
+            return None
+
+        def grey(image: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(resize(image, size).mean(axis=2))[None, None].to(device)
+
+        return Guidance(tuple(grey(m) for m in self.masks), None if self.u_map is None else grey(self.u_map))
 
 
-def _guide(
-    path: str,
-    what: str,
-    size: tuple[int, int],
-    plate_shape: tuple[int, ...],
-    device: torch.device,
-    grey: bool = False,
-) -> torch.Tensor:
+def read_guides(look: Look, plate_shape: tuple[int, ...]) -> _Guides:
+    """The look's masks and u-map, read and checked against the plate's aspect ratio."""
+    u_map = _guide(look.u_map, "u-map", plate_shape, grey=True) if look.u_map else None
+    return _Guides(tuple(_guide(m, "mask", plate_shape) for m in look.style_masks), u_map)
+
+
+def _guide(path: str, what: str, plate_shape: tuple[int, ...], grey: bool = False) -> np.ndarray:
     image = read_image(path)
     (h, w), (ph, pw) = image.shape[:2], plate_shape[:2]
     if abs(w / h - pw / ph) > 0.01 * pw / ph:
@@ -347,8 +438,7 @@ def _guide(
         )
     if grey and float(np.ptp(image, axis=2).max()) > 2 / 255:
         raise ReverieError(f"{what} {path} is not greyscale: save it as a grey image (white = the look's u)")
-    values = resize(image, size).mean(axis=2)
-    return torch.from_numpy(values)[None, None].to(device)
+    return image
 
 
 def _style_list(style: ImageInput | Sequence[ImageInput] | None, look: Look) -> list[ImageInput]:
@@ -412,10 +502,6 @@ def _check_memory(look: Look, runtime: Runtime, device: torch.device, width: int
             f"{budget / 2**30:.1f} GiB is available on {device}: use --size {fits} or less "
             "(and --output-size to upsample)"
         )
-
-
-def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None] * 255.0).to(device)
 
 
 def _to_array(image: torch.Tensor) -> np.ndarray:

@@ -26,16 +26,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from reverie.api import finish, stylize
+from reverie.app.ui import security
+from reverie.app.ui.jobs import Job, JobQueue, Stopped
+from reverie.engine.painter import Painter
+from reverie.engine.still import finish
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, resize, write_image
 from reverie.look import COLOR_MODES, U_RANGE, Look
 from reverie.runtime import Runtime
-from reverie.ui import security
-from reverie.ui.jobs import Job, JobQueue, Stopped
 
 STATIC = Path(__file__).with_name("static")
 UI_NETWORKS = ("vgg16", "vgg19")  # googlenet needs a checkpoint the user brings: the CLI covers it
@@ -64,7 +65,8 @@ class Upload:
 @dataclass
 class State:
     roots: security.Roots
-    runtime: Runtime
+    painter: Painter
+    """The page's engine: every preview, sweep and in-process shot reuses its network and targets."""
     queue: JobQueue
     folder: Path
     images: dict[str, Upload] = field(default_factory=dict)
@@ -191,7 +193,7 @@ def _live_image(job: Job, plate: np.ndarray, look: Look) -> Callable[[Any], None
     return show
 
 
-def preview_work(plate: np.ndarray, look: Look, runtime: Runtime) -> Callable[[Job], None]:
+def preview_work(plate: np.ndarray, look: Look, painter: Painter) -> Callable[[Job], None]:
     """Paint the plate, showing the image as it improves; Stop ends it after the current iteration."""
 
     def work(job: Job) -> None:
@@ -202,8 +204,8 @@ def preview_work(plate: np.ndarray, look: Look, runtime: Runtime) -> Callable[[J
             job.progress(event.iteration, event.total)
             live(event)
 
-        result = stylize(
-            plate, None, look, runtime=runtime, output_size=look.size, callback=on_iteration,
+        result = painter.stylize(
+            plate, None, look, output_size=look.size, callback=on_iteration,
             should_stop=job.check_stop,
         )  # fmt: skip
         job.show(_png(result.image))
@@ -211,15 +213,16 @@ def preview_work(plate: np.ndarray, look: Look, runtime: Runtime) -> Callable[[J
     return work
 
 
-def sweep_work(plate: np.ndarray, look: Look, values: list[float], runtime: Runtime) -> Callable[[Job], None]:
+def sweep_work(plate: np.ndarray, look: Look, values: list[float], painter: Painter) -> Callable[[Job], None]:
     """One tile per u, then the labelled grid (the same sheet as `reverie sweep`)."""
+    from reverie.engine.sweep import Axis, axis_title, plan_sweep, render_tiles, total_iterations
     from reverie.io.sheet import contact_sheet
-    from reverie.sweep import Axis, axis_title, plan_sweep, render_tiles, total_iterations
 
     plan = plan_sweep(look, [Axis("u", tuple(values))])
 
     def work(job: Job) -> None:
-        total, done, live = total_iterations(plan), [0], _live_image(job, plate, look)
+        total, done = total_iterations(plan, painter.runtime.precision), [0]
+        live = _live_image(job, plate, look)
 
         def on_iteration(event: Any) -> None:
             if job.check_stop():
@@ -228,7 +231,7 @@ def sweep_work(plate: np.ndarray, look: Look, values: list[float], runtime: Runt
             job.progress(done[0], total)
             live(event)
 
-        images = render_tiles(plate, plan, runtime, on_iteration=on_iteration)
+        images = render_tiles(plate, plan, painter, on_iteration=on_iteration)
         grid = [[images[t.name] for t in row] for row in plan.rows()]
         captions = [[t.caption for t in row] for row in plan.rows()]
         sheet = contact_sheet(
@@ -272,13 +275,14 @@ class _ShotEvents:
         pass
 
 
-def shot_work(spec: Any, look: Look, runtime: Runtime, farm: str, workers: int) -> Callable[[Job], None]:
+def shot_work(spec: Any, look: Look, painter: Painter, farm: str, workers: int) -> Callable[[Job], None]:
     """Render the shot on the chosen farm (resumable, as `reverie render`); thumbnails as frames land."""
     from reverie.farm.driver import render_batch
     from reverie.farm.executors import make_executor
     from reverie.io import colorspace as cs
     from reverie.io.sequences import read_frame
     from reverie.pipeline.shot import open_clip, plan_target
+    from reverie.pipeline.steps import Worker
 
     def work(job: Job) -> None:
         clip = open_clip(spec)
@@ -287,13 +291,16 @@ def shot_work(spec: Any, look: Look, runtime: Runtime, farm: str, workers: int) 
         def thumbnail(number: int) -> bytes:
             return _png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
 
-        executor = make_executor(farm, workers=workers)
+        executor = make_executor(farm, workers=workers, worker=Worker(painter))
         try:
-            report = render_batch([(spec, look)], runtime, executor, _ShotEvents(job, thumbnail), [clip])
+            events = _ShotEvents(job, thumbnail)
+            report = render_batch([(spec, look)], painter.runtime, executor, events, [clip])
         finally:
             executor.close()
-        if report.failed:
-            job.error = f"{len(report.failed)} frame(s) failed; the others are done"
+        if report.failed:  # the job ends failed, with the first frame's error
+            number, error = report.failed[0][1:]
+            more = f" ({len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+            raise ReverieError(f"frame {number} failed: {error}{more}; the others are done")
 
     return work
 
@@ -301,107 +308,118 @@ def shot_work(spec: Any, look: Look, runtime: Runtime, farm: str, workers: int) 
 # ------------------------------------------------------------------------------------------ routes
 
 
-def build_app(state: State, access: security.Access, *, loopback_only: bool = True) -> Starlette:
-    """The page and its API. loopback_only: answer only to loopback host names (the server is bound
-    to 127.0.0.1 or ::1), which defeats DNS rebinding."""
+class _Api:
+    """The page's endpoints, each a method over the server's state (the table in `build_app`)."""
 
-    async def index(request: Request) -> Response:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def index(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    async def options(request: Request) -> Response:
+    async def options(self, request: Request) -> Response:
         look = Look()
         defaults = {k: getattr(look, k) for k in LOOK_KEYS if k != "style_crop"}
         return JSONResponse({
             "defaults": defaults, "colors": list(COLOR_MODES), "networks": list(UI_NETWORKS),
             "farms": list(FARMS), "u_min": U_RANGE[0], "u_max": U_RANGE[1],
-            "max_upload_mb": security.MAX_UPLOAD_BYTES // 2**20, "roots": state.roots.names(),
+            "max_upload_mb": security.MAX_UPLOAD_BYTES // 2**20, "roots": self.state.roots.names(),
         })  # fmt: skip
 
-    async def upload_image(request: Request) -> Response:
+    async def upload_image(self, request: Request) -> Response:
         data, name, fields = await _upload(request, security.MAX_UPLOAD_BYTES)
         role = fields.get("role", "content")
         if role not in ("content", "style"):
             raise ReverieError(f"unknown image role {role!r}: content or style")
         pixels = await run_in_threadpool(security.check_upload, data, name, security.MAX_UPLOAD_BYTES)
-        upload = await run_in_threadpool(state.add_image, role, name, pixels)
+        upload = await run_in_threadpool(self.state.add_image, role, name, pixels)
         return JSONResponse(upload.to_dict())
 
-    async def show_image(request: Request) -> Response:
-        upload = state.image(request.path_params["image_id"], "such")
+    async def show_image(self, request: Request) -> Response:
+        upload = self.state.image(request.path_params["image_id"], "such")
         return _png_response(await run_in_threadpool(_png, upload.pixels))
 
-    async def load_frame(request: Request) -> Response:
+    async def load_frame(self, request: Request) -> Response:
         data = await _json(request)
-        path = _shot_path(state.roots, str(data.get("path") or ""), "input")
+        path = _shot_path(self.state.roots, str(data.get("path") or ""), "input")
         number = data.get("frame", 1)
         if not isinstance(number, int) or number < 1:
             raise ReverieError("the frame number must be a whole number from 1")
         pixels = await run_in_threadpool(_read_frame, str(path), number)
-        upload = await run_in_threadpool(state.add_image, "content", f"{path.name} frame {number}", pixels)
+        upload = await run_in_threadpool(
+            self.state.add_image, "content", f"{path.name} frame {number}", pixels
+        )
         return JSONResponse(upload.to_dict())
 
-    def painting(data: dict[str, Any]) -> tuple[Upload, Look]:
+    def painting(self, data: dict[str, Any]) -> tuple[Upload, Look]:
         """The plate and the look (with its painting) a preview or a sweep asks for."""
-        content, style = state.image(data.get("content"), "content"), state.image(data.get("style"), "style")
+        content, style = (
+            self.state.image(data.get("content"), "content"),
+            self.state.image(data.get("style"), "style"),
+        )
         return content, look_from_json(data.get("look"), style)
 
-    async def previews(request: Request) -> Response:
+    async def previews(self, request: Request) -> Response:
         data = await _json(request)
-        content, look = painting(data)
+        content, look = self.painting(data)
         label = f"preview {look.describe_u()}, {look.size} px, {look.iterations} its"
-        job = state.queue.submit("preview", label, preview_work(content.pixels, look, state.runtime))
+        job = self.state.queue.submit(
+            "preview", label, preview_work(content.pixels, look, self.state.painter)
+        )
         return JSONResponse({"job": job.to_dict()})
 
-    async def sweeps(request: Request) -> Response:
+    async def sweeps(self, request: Request) -> Response:
         data = await _json(request)
-        content, look = painting(data)
+        content, look = self.painting(data)
         values = _u_values(data.get("u_values"))
         label = f"sweep u={','.join(f'{v:g}' for v in values)}, {look.size} px, {look.iterations} its"
-        job = state.queue.submit("sweep", label, sweep_work(content.pixels, look, values, state.runtime))
+        job = self.state.queue.submit(
+            "sweep", label, sweep_work(content.pixels, look, values, self.state.painter)
+        )
         return JSONResponse({"job": job.to_dict()})
 
-    async def shots(request: Request) -> Response:
+    async def shots(self, request: Request) -> Response:
         data = await _json(request)
-        spec = _shot_spec(state.roots, data)
-        look = look_from_json(data.get("look"), state.image(data.get("style"), "style"))
+        spec = _shot_spec(self.state.roots, data)
+        look = look_from_json(data.get("look"), self.state.image(data.get("style"), "style"))
         farm, workers = str(data.get("farm") or "local"), data.get("workers") or 1
         if farm not in FARMS or not isinstance(workers, int) or not 1 <= workers <= 64:
             raise ReverieError("choose the farm local or ray, and 1 to 64 workers")
         label = f"shot {Path(spec.input).name} → {Path(spec.output).name}, {look.describe_u()}, {farm}"
-        job = state.queue.submit("shot", label, shot_work(spec, look, state.runtime, farm, workers))
+        job = self.state.queue.submit("shot", label, shot_work(spec, look, self.state.painter, farm, workers))
         return JSONResponse({"job": job.to_dict()})
 
-    async def jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": [j.to_dict() for j in state.queue.jobs()]})
+    async def jobs(self, request: Request) -> Response:
+        return JSONResponse({"jobs": [j.to_dict() for j in self.state.queue.jobs()]})
 
-    def _job(request: Request) -> Job:
-        job = state.queue.get(request.path_params["job_id"])
+    def _job(self, request: Request) -> Job:
+        job = self.state.queue.get(request.path_params["job_id"])
         if job is None:
             raise ReverieError("no such job: it may have finished long ago; reload the page")
         return job
 
-    async def stop_job(request: Request) -> Response:
-        job = _job(request)
-        state.queue.stop(job)
+    async def stop_job(self, request: Request) -> Response:
+        job = self._job(request)
+        self.state.queue.stop(job)
         return JSONResponse({"job": job.to_dict()})
 
-    async def job_image(request: Request) -> Response:
-        job = _job(request)
+    async def job_image(self, request: Request) -> Response:
+        job = self._job(request)
         if job.image is None:
             return _error("this job has no image yet", 404)
         return _png_response(job.image)
 
-    async def job_frame(request: Request) -> Response:
-        png = _job(request).frames.get(request.path_params["number"])
+    async def job_frame(self, request: Request) -> Response:
+        png = self._job(request).frames.get(request.path_params["number"])
         return _png_response(png) if png is not None else _error("that frame is not finished yet", 404)
 
-    async def parse_look(request: Request) -> Response:
+    async def parse_look(self, request: Request) -> Response:
         data, name, _ = await _upload(request, security.MAX_LOOK_BYTES)
         text = security.check_look_upload(data, security.MAX_LOOK_BYTES)
         look = Look.from_toml(text, source=Path(name).name)
         return JSONResponse({"look": {k: _plain(getattr(look, k)) for k in LOOK_KEYS}})
 
-    async def look_toml(request: Request) -> Response:
+    async def look_toml(self, request: Request) -> Response:
         data = await _json(request)
         look = look_from_json(data.get("look"))
         name = Path(str(data.get("style_name") or "")).name
@@ -410,22 +428,29 @@ def build_app(state: State, access: security.Access, *, loopback_only: bool = Tr
         headers = {"Content-Disposition": 'attachment; filename="look.toml"'}
         return Response(look.to_toml(), media_type="application/toml", headers=headers)
 
-    api = [
-        ("/api/options", options, ["GET"]),
-        ("/api/images", upload_image, ["POST"]),
-        ("/api/images/{image_id}.png", show_image, ["GET"]),
-        ("/api/frames", load_frame, ["POST"]),
-        ("/api/previews", previews, ["POST"]),
-        ("/api/sweeps", sweeps, ["POST"]),
-        ("/api/shots", shots, ["POST"]),
-        ("/api/jobs", jobs, ["GET"]),
-        ("/api/jobs/{job_id}/stop", stop_job, ["POST"]),
-        ("/api/jobs/{job_id}/image.png", job_image, ["GET"]),
-        ("/api/jobs/{job_id}/frames/{number:int}.png", job_frame, ["GET"]),
-        ("/api/looks/parse", parse_look, ["POST"]),
-        ("/api/looks/toml", look_toml, ["POST"]),
+
+def build_app(state: State, access: security.Access, *, loopback_only: bool = True) -> Starlette:
+    """The page and its API. loopback_only: answer only to loopback host names (the server is bound
+    to 127.0.0.1 or ::1), which defeats DNS rebinding."""
+
+    api = _Api(state)
+    endpoints = [
+        ("/api/options", api.options, ["GET"]),
+        ("/api/images", api.upload_image, ["POST"]),
+        ("/api/images/{image_id}.png", api.show_image, ["GET"]),
+        ("/api/frames", api.load_frame, ["POST"]),
+        ("/api/previews", api.previews, ["POST"]),
+        ("/api/sweeps", api.sweeps, ["POST"]),
+        ("/api/shots", api.shots, ["POST"]),
+        ("/api/jobs", api.jobs, ["GET"]),
+        ("/api/jobs/{job_id}/stop", api.stop_job, ["POST"]),
+        ("/api/jobs/{job_id}/image.png", api.job_image, ["GET"]),
+        ("/api/jobs/{job_id}/frames/{number:int}.png", api.job_frame, ["GET"]),
+        ("/api/looks/parse", api.parse_look, ["POST"]),
+        ("/api/looks/toml", api.look_toml, ["POST"]),
     ]
-    routes = [Route("/", index), *(Route(p, _guarded(h), methods=m) for p, h, m in api)]
+    routes: list[BaseRoute] = [Route("/", api.index)]
+    routes += [Route(p, _guarded(h), methods=m) for p, h, m in endpoints]
     routes.append(Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False)))
     middleware = [
         Middleware(security.SameOriginMiddleware, loopback_only=loopback_only),
@@ -453,8 +478,8 @@ def _u_values(values: Any) -> list[float]:
 
 def _shot_spec(roots: security.Roots, data: dict[str, Any]) -> Any:
     """The shot's input and output, both under the roots; checked before anything is queued."""
+    from reverie.app.shots import require_shots_extra
     from reverie.pipeline.shot import ShotSpec
-    from reverie.shots import require_shots_extra
 
     require_shots_extra()
     source = _shot_path(roots, str(data.get("input") or ""), "input")
@@ -477,9 +502,9 @@ def _shot_path(roots: security.Roots, text: str, role: str) -> Path:
 
 
 def _read_frame(path: str, number: int) -> np.ndarray:
+    from reverie.app.shots import require_shots_extra
     from reverie.io import colorspace as cs
     from reverie.pipeline.shot import ShotSpec, open_clip
-    from reverie.shots import require_shots_extra
 
     require_shots_extra()
     clip = open_clip(ShotSpec(input=path, output="", frames=str(number)))
@@ -497,7 +522,7 @@ def serve(host: str, port: int, roots: list[Path], password: str | None, runtime
     shared = security.Roots(roots)
     sock = _bind(host, port)
     with tempfile.TemporaryDirectory(prefix="reverie-ui-") as folder:
-        state = State(shared, runtime, JobQueue(), Path(folder))
+        state = State(shared, Painter(runtime), JobQueue(), Path(folder))
         app = build_app(state, access, loopback_only=security.is_loopback(host))
         address = f"http://{_display_host(host)}:{sock.getsockname()[1]}/"
         print(f"Reverie UI at {address}" + (f"?token={access.token}" if access.generated else ""), flush=True)

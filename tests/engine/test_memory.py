@@ -1,4 +1,4 @@
-from reverie.core.memory import estimate_bytes, largest_fitting_side
+from reverie.engine.memory import estimate_bytes, largest_fitting_side
 from reverie.look import Look
 
 LAYERS = (*Look().layers().content, *Look().layers().style)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from reverie.runtime import keep_freed_memory, release_freed_memory
+from reverie.engine.process import keep_freed_memory, release_freed_memory
 
 
 def resident_bytes() -> int:

@@ -1,6 +1,6 @@
 """Rendering stills and sweeps to files, with progress on the terminal: inputs checked before the long
-part, every file written atomically. The CLI and other shells call `render_still` and `render_sweep`;
-shots are in `reverie.shots`."""
+part, every file written atomically. The CLI and other shells call `render_still` and `render_sweep`
+with the `Painter` they hold; shots are in `reverie.app.shots`."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from reverie.api import StylizeResult, finish, planned_iterations, stylize
 from reverie.core.transfer import IterationEvent
+from reverie.engine.painter import Painter
+from reverie.engine.still import StylizeResult, finish, planned_iterations
+from reverie.engine.sweep import Plan, axis_title, render_tiles, total_iterations
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes, check_writable, image_size, read_image, write_image
 from reverie.io.sheet import contact_sheet
 from reverie.look import Look, crop_box
-from reverie.runtime import Runtime
-from reverie.sweep import Plan, axis_title, render_tiles, total_iterations
 
 
 def sidecar_path(output: Path) -> Path:
@@ -32,7 +32,7 @@ def render_still(
     content: Path | np.ndarray,
     output: Path,
     look: Look,
-    runtime: Runtime,
+    painter: Painter,
     *,
     output_size: int | None = None,
     save_look: Path | None = None,
@@ -47,16 +47,14 @@ def render_still(
     console = Console(stderr=True, quiet=quiet)
     console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
-    total = planned_iterations(look, plate.shape[1], plate.shape[0], output_size, runtime)
+    total = planned_iterations(look, plate.shape[1], plate.shape[0], output_size, painter.runtime)
     with _progress(console, total) as report:
-        result = stylize(
-            plate,
-            styles,
-            look,
-            runtime=runtime,
-            output_size=output_size,
-            callback=lambda e: (report(e), snapshot(e)),
-        )
+
+        def on_iteration(event: IterationEvent) -> None:
+            report(event)
+            snapshot(event)
+
+        result = painter.stylize(plate, styles, look, output_size=output_size, callback=on_iteration)
     write_image(output, result.image, bit_depth=bit_depth)
     atomic_write_bytes(sidecar_path(output), json.dumps(result.metadata(), indent=2).encode())
     if save_look is not None:
@@ -158,7 +156,7 @@ class _progress:
         self.progress.stop()
 
 
-def render_sweep(content: Path, output: Path, plan: Plan, runtime: Runtime, *, quiet: bool = False) -> Path:
+def render_sweep(content: Path, output: Path, plan: Plan, painter: Painter, *, quiet: bool = False) -> Path:
     """Render a sweep: OUTPUT (the contact sheet) and, per tile, an image and its look in OUTPUT-tiles/.
 
     Returns the tiles folder. Any tile can be rendered at full size with `reverie stylize --look`.
@@ -167,9 +165,10 @@ def render_sweep(content: Path, output: Path, plan: Plan, runtime: Runtime, *, q
     plate = read_image(content)
     _check_paintings(plan)
     console = Console(stderr=True, quiet=quiet)
-    console.print(f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total_iterations(plan)} iterations")
-    with _progress(console, total_iterations(plan)) as report:
-        images = render_tiles(plate, plan, runtime, on_iteration=report)
+    total = total_iterations(plan, painter.runtime.precision)
+    console.print(f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total} iterations")
+    with _progress(console, total) as report:
+        images = render_tiles(plate, plan, painter, on_iteration=report)
     tiles_dir = output.with_name(f"{output.stem}-tiles")
     tiles_dir.mkdir(exist_ok=True)
     for tile in plan.tiles:
@@ -188,5 +187,7 @@ def _check_paintings(plan: Plan) -> None:
     """A bad painting or crop fails now, not after an hour of other tiles."""
     sizes = {path: image_size(path) for tile in plan.tiles for path in tile.look.styles}
     for tile in plan.tiles:
-        for path in tile.look.styles if tile.look.style_crop else ():
-            crop_box(tile.look.style_crop, *sizes[path])
+        crop = tile.look.style_crop
+        if crop is not None:
+            for path in tile.look.styles:
+                crop_box(crop, *sizes[path])

@@ -9,6 +9,8 @@ from reverie import Look, ReverieError, stylize
 FAST = {"size": 48, "iterations": 20, "u": 5}
 HORIZONTAL, VERTICAL = stripes(64, 64), stripes(64, 64, vertical=True)
 
+pytestmark = pytest.mark.vgg  # how styles blend and where they go is the look itself
+
 
 def _orientation(image: np.ndarray) -> float:
     """Vertical over horizontal gradient energy: > 1 where horizontal stripes dominate."""

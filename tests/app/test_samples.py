@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reverie import samples
+from reverie.app import samples
+from reverie.app.samples import CONTENT_FILES, sample_content, sample_painting
 from reverie.errors import ReverieError
-from reverie.samples import CONTENT_FILES, sample_content, sample_painting
 
 HAS_SKIMAGE = importlib.util.find_spec("skimage") is not None
 needs_skimage = pytest.mark.skipif(not HAS_SKIMAGE, reason="scikit-image (reverie[demo]) is not installed")
@@ -87,7 +87,10 @@ def test_content_photo_is_float_rgb(name):
 @needs_skimage
 def test_content_does_not_import_skimage():
     # Importing skimage is slow and could reach pooch, which downloads; the demo must stay offline.
-    code = "import sys; from reverie.samples import sample_content as c; c(); print('skimage' in sys.modules)"
+    code = (
+        "import sys; from reverie.app.samples import sample_content as c; "
+        "c(); print('skimage' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

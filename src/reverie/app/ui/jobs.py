@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reverie.errors import ReverieError
+from reverie.errors import Cancelled, ReverieError
 
 KEPT_JOBS = 50  # finished jobs kept for the page; older ones are forgotten
 _ids = itertools.count(1)
 
 
-class Stopped(Exception):
+class Stopped(Cancelled):
     """Raised inside a job's work when the user pressed Stop."""
 
 

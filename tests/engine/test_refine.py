@@ -6,23 +6,24 @@ import torch
 
 from conftest import photo
 from reverie import Look, Runtime, stylize
-from reverie.api import _tile_side, _to_tensor, network, planned_iterations, refine_sizes
-from reverie.cli import parse_bytes
+from reverie.app.cli import parse_bytes
+from reverie.app.samples import sample_painting
 from reverie.core.losses import gram
-from reverie.core.memory import estimate_bytes, frame_bytes, largest_fitting_side
 from reverie.core.tiles import run_tiled, spans
+from reverie.engine.memory import estimate_bytes, frame_bytes, largest_fitting_side
+from reverie.engine.painter import Painter, to_tensor
+from reverie.engine.still import _tile_side, planned_iterations, refine_sizes
 from reverie.io.images import resize
-from reverie.samples import sample_painting
 
 LAYERS = frozenset(("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"))
 
 
 def style_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean relative difference of the per-position Gram matrices of two images (VGG16 style layers)."""
-    net, _ = network("vgg16", "max", None, "cpu")
+    net, _ = Painter(Runtime(device="cpu")).network("vgg16")
     grams = []
     for image in (a, b):
-        feats = net(_to_tensor(image, torch.device("cpu")), LAYERS)
+        feats = net(to_tensor(image, torch.device("cpu")), LAYERS)
         grams.append({k: gram(f) / (f.shape[2] * f.shape[3]) for k, f in feats.items()})
     return float(np.mean([((grams[0][k] - grams[1][k]).norm() / grams[1][k].norm()).item() for k in LAYERS]))
 
@@ -34,6 +35,7 @@ def test_refine_sizes_double_up_to_the_output():
     assert refine_sizes(Look(size=512), 400) == []
 
 
+@pytest.mark.vgg
 def test_refine_reads_like_the_preview():
     plate, painting = photo(96, 128), sample_painting(128)
     look = Look(size=64, iterations=30, refine_iterations=15)
@@ -73,6 +75,7 @@ def _seam_ratio(image: np.ndarray, borders: list[int]) -> float:
     return float(steps[near].max() / np.percentile(steps[~near], 95))
 
 
+@pytest.mark.vgg
 def test_tiled_refine_has_no_seams():
     plate, painting = photo(96, 128), sample_painting(128)
     look, runtime = Look(size=64, iterations=20, refine_iterations=10), Runtime(tile_size=64)

@@ -1,10 +1,11 @@
-"""The work a farm worker does: paint one step of a plan, cross-fade a frame, measure a frame's flicker.
+"""The per-frame pipeline: paint one step of a plan, cross-fade a frame, measure a frame's flicker.
 
-Each function takes a `ShotJob` (everything about a shot that does not change from frame to frame) and
-writes its frame straight to the shot's output or work folder; only a small record returns to the
-driver. They run in the driver's process, in local worker processes or in Ray workers alike, so a shot
-renders to the same frames on any farm. A worker process keeps its network (`reverie.api.network`), its
-opened shots and its style images from one frame to the next.
+Each step takes the `Worker` that runs it (what it keeps from one step to the next: a `Painter` with its
+network and style targets, the shots it opened, the paintings it read) and a `ShotJob` (everything about
+a shot that does not change from frame to frame), and writes its frame straight to the shot's output or
+work folder; only a small record returns to the driver. The farm runs them in the driver's process, in
+local worker processes or in Ray actors alike, each with one Worker, so a shot renders to the same
+frames on any farm.
 """
 
 from __future__ import annotations
@@ -12,22 +13,65 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from reverie.api import Continuity, stylize
 from reverie.core.transfer import Callback
-from reverie.farm.plan import Blend, Step
+from reverie.engine.painter import NetworkBuilder, Painter
+from reverie.engine.still import Continuity
 from reverie.io import colorspace as cs
 from reverie.io.images import atomic_path, read_image
 from reverie.io.sequences import read_frame, write_frame
 from reverie.look import Look
 from reverie.pipeline.flow import motion, warp, warping_error
+from reverie.pipeline.plan import Blend, Step
 from reverie.pipeline.shot import Clip, ShotSpec, Target, open_clip
 from reverie.runtime import Runtime
+
+
+class Worker:
+    """What a farm worker keeps from one step to the next: a Painter per runtime (its network and the
+    paintings' Gram targets), the shots it opened (a video's index is read once) and the paintings it
+    read. One per process: the driver's, a local worker process's or a Ray actor's."""
+
+    KEPT = 8  # shots and paintings kept; a batch worker moves on from shot to shot
+
+    def __init__(self, painter: Painter | None = None, build_network: NetworkBuilder | None = None) -> None:
+        self.painters: dict[Runtime, Painter] = {painter.runtime: painter} if painter else {}
+        self.build_network = build_network
+        self.clips: OrderedDict[ShotSpec, Clip] = OrderedDict()
+        self.paintings: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+
+    def painter(self, runtime: Runtime) -> Painter:
+        if runtime not in self.painters:
+            self.painters[runtime] = Painter(runtime, build_network=self.build_network)
+        return self.painters[runtime]
+
+    def clip(self, spec: ShotSpec) -> Clip:
+        if spec not in self.clips:
+            self.clips[spec] = open_clip(spec)
+            _trim(self.clips, self.KEPT)
+        return self.clips[spec]
+
+    def styles(self, paths: tuple[str, ...]) -> list[np.ndarray]:
+        """The look's paintings, read again only when a file changes (its size or modification time)."""
+        out = []
+        for path in paths:
+            stat = Path(path).stat()
+            key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+            if key not in self.paintings:
+                self.paintings[key] = read_image(path)
+                _trim(self.paintings, self.KEPT)
+            out.append(self.paintings[key])
+        return out
+
+
+def _trim(cache: OrderedDict, kept: int) -> None:
+    while len(cache) > kept:
+        cache.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -48,7 +92,17 @@ class ShotJob:
         return self.work / f"chain{chain:04d}.{number:08d}.npy"
 
 
-def paint_step(job: ShotJob, step: Step, previous_from: str | None, callback: Callback | None = None) -> dict:
+def step_look(look: Look, chained: bool) -> Look:
+    """The look a step paints with: a temporally coherent chain's first frame, which starts from
+    scratch, gets the look's `shot_first_iterations`."""
+    if chained or look.temporal_weight == 0:
+        return look
+    return look.replace(iterations=look.shot_first_iterations)
+
+
+def paint_step(
+    worker: Worker, job: ShotJob, step: Step, previous_from: str | None, callback: Callback | None = None
+) -> dict:
     """Paint one frame of a chain; write it raw to the work folder, and to the output if it is final.
 
     previous_from: where the chain's previous painted frame is: "raw" (the work folder), "output" (the
@@ -56,7 +110,7 @@ def paint_step(job: ShotJob, step: Step, previous_from: str | None, callback: Ca
     """
     _enter(job)
     started = datetime.datetime.now(datetime.UTC)
-    clip = _clip(job.spec)
+    clip = worker.clip(job.spec)
     stored = clip.read(step.number)
     plate = cs.to_display(stored, clip.colorspace)
     before = _painted_before(job, clip, step, previous_from)
@@ -65,14 +119,11 @@ def paint_step(job: ShotJob, step: Step, previous_from: str | None, callback: Ca
         moved = motion(before[0], plate)
         at_size = moved.resized(before[1].shape[1], before[1].shape[0])
         continuity = Continuity(warped=warp(before[1], at_size.flow), mask=at_size.mask)
-    look = job.look
-    if continuity is None and look.temporal_weight > 0:
-        look = look.replace(iterations=look.shot_first_iterations)  # a chain's start gets more
-    result = stylize(
+    look = step_look(job.look, chained=continuity is not None)
+    result = worker.painter(job.runtime).stylize(
         plate,
-        _styles(look.styles),
+        worker.styles(look.styles),
         look,
-        runtime=job.runtime,
         output_size=job.spec.output_size,
         callback=callback,
         continuity=continuity,
@@ -97,12 +148,12 @@ def paint_step(job: ShotJob, step: Step, previous_from: str | None, callback: Ca
     }
 
 
-def blend_step(job: ShotJob, blend: Blend) -> dict:
+def blend_step(worker: Worker, job: ShotJob, blend: Blend) -> dict:
     """Cross-fade two chains' paintings of a frame into the output frame."""
     _enter(job)
     a, b = (np.load(job.raw_path(c, blend.number)) for c in blend.chains)
     mixed = ((1.0 - blend.weight) * a + blend.weight * b).astype(np.float32)
-    clip = _clip(job.spec)
+    clip = worker.clip(job.spec)
     stored = clip.read(blend.number)
     write_output(job, clip, blend.number, mixed, stored, cs.to_display(stored, clip.colorspace))
     return {
@@ -115,11 +166,11 @@ def blend_step(job: ShotJob, blend: Blend) -> dict:
     }
 
 
-def measure_step(job: ShotJob, number: int, previous: int) -> float | None:
+def measure_step(worker: Worker, job: ShotJob, number: int, previous: int) -> float | None:
     """Flicker of an output frame: the warping error against the output frame before it, along the
     plates' motion (what `reverie flicker` measures)."""
     _enter(job)
-    clip = _clip(job.spec)
+    clip = worker.clip(job.spec)
     plates = [cs.to_display(clip.read(n), clip.colorspace) for n in (previous, number)]
     painted = [
         cs.to_display(read_frame(job.target.pattern.path(n)), job.target.colorspace)
@@ -173,18 +224,3 @@ def _save_raw(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, image.astype(np.float32, copy=False))
-
-
-@lru_cache(maxsize=8)
-def _clip(spec: ShotSpec) -> Clip:
-    """A shot opened once per worker process (a video's index is read once, not per frame)."""
-    return open_clip(spec)
-
-
-def _styles(paths: tuple[str, ...]) -> list[np.ndarray]:
-    return [_style(p) for p in paths]
-
-
-@lru_cache(maxsize=8)
-def _style(path: str) -> np.ndarray:
-    return read_image(path)

@@ -6,8 +6,8 @@ import torch
 
 from conftest import photo, stripes
 from reverie import Look, ReverieError, Runtime, stylize
+from reverie.app.samples import sample_painting
 from reverie.core.color import rgb_to_yiq
-from reverie.samples import sample_painting
 
 FAST = {"size": 48, "iterations": 15}
 
@@ -18,6 +18,7 @@ def _orientation(image: np.ndarray) -> float:
     return float(np.abs(np.diff(grey, axis=0)).mean() / np.abs(np.diff(grey, axis=1)).mean())
 
 
+@pytest.mark.vgg
 def test_style_crop_chooses_the_texture_that_is_transferred():
     # Left half of the painting: horizontal strokes; right half: vertical strokes.
     painting = np.concatenate([stripes(64, 64), stripes(64, 64, vertical=True)], axis=1)
@@ -32,6 +33,7 @@ def _chroma(image: np.ndarray) -> torch.Tensor:
     return rgb_to_yiq(torch.from_numpy(image).permute(2, 0, 1)[None] * 255)[:, 1:]
 
 
+@pytest.mark.vgg
 def test_color_content_keeps_the_plates_chroma():
     plate, painting = photo(48, 64), sample_painting(64)
     look = Look(u=5, **FAST)
@@ -43,6 +45,7 @@ def test_color_content_keeps_the_plates_chroma():
     assert drift_kept < 0.2 * drift_painted
 
 
+@pytest.mark.vgg
 def test_color_match_brings_the_palette_to_the_plate():
     plate, painting = photo(48, 64), sample_painting(64)
     look = Look(u=5, **FAST)
@@ -97,16 +100,14 @@ def _random_googlenet_checkpoint(folder):
     torch.save(state, folder / "hub" / "checkpoints" / CHECKPOINT_NAME)
 
 
+@pytest.mark.vgg
 def test_googlenet_from_the_torch_hub_cache_and_its_absence(tmp_path, monkeypatch):
-    from reverie import api
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    api.network.cache_clear()
     look = Look(network="googlenet", size=48, iterations=3)
     with pytest.raises(ReverieError, match="--weights"):
         stylize(photo(), sample_painting(64), look)
     _random_googlenet_checkpoint(tmp_path)
     result = stylize(photo(), sample_painting(64), look)
-    api.network.cache_clear()
     assert result.image.shape == (48, 64, 3) and np.isfinite(result.losses.total)
     assert "googlenet" in result.weights

@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from reverie.cli import main
+from reverie.app.cli import main
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_bad_options_are_one_line(capsys, args, words):
 
 
 def test_all_interfaces_need_the_printed_token(tmp_path):
-    command = [sys.executable, "-c", "from reverie.cli import main; main()", "ui", "--host", "0.0.0.0",
+    command = [sys.executable, "-c", "from reverie.app.cli import main; main()", "ui", "--host", "0.0.0.0",
                "--port", "0", "--root", str(tmp_path), "--device", "cpu"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

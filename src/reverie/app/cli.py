@@ -1,8 +1,12 @@
-"""The `reverie` command: a thin shell over `reverie.api`. Option defaults come from `Look`."""
+"""The `reverie` command: a thin shell over the engine, the pipeline and the farm. Option defaults come
+from `Look`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,12 +14,8 @@ from typing import Annotated, Any
 import click
 import typer
 
-from reverie.errors import ReverieError
-from reverie.farm.executors import DEFAULT_RETRIES
-from reverie.farm.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
-from reverie.look import COLOR_MODES, NETWORKS, U_RANGE, U_USEFUL, Look, parse_crop
-from reverie.runtime import Runtime
-from reverie.sweep import (
+from reverie.engine.painter import Painter
+from reverie.engine.sweep import (
     MAX_TILES,
     axes_from_options,
     parse_choice_values,
@@ -23,6 +23,11 @@ from reverie.sweep import (
     parse_u_values,
     plan_sweep,
 )
+from reverie.errors import ReverieError
+from reverie.farm.executors import DEFAULT_RETRIES
+from reverie.look import COLOR_MODES, NETWORKS, U_RANGE, U_USEFUL, Look, parse_crop
+from reverie.pipeline.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
+from reverie.runtime import Runtime
 
 app = typer.Typer(
     add_completion=False,
@@ -32,7 +37,7 @@ app = typer.Typer(
     help="Reverie: turn live-action frames into paintings with neural style transfer.",
 )
 
-_DEFAULTS = {f.name: f.default for f in fields(Look)}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Look)}
 
 
 def _d(name: str) -> str:
@@ -106,6 +111,63 @@ PrecisionOpt = Annotated[
     str, Opt(help="fp32; mixed (bf16, then a float32 finish: faster, same quality); bf16 (a draft).")
 ]
 QuietOpt = Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")]
+TemporalOpt = Annotated[
+    float | None, Opt(help=f"Temporal coherence; 0 paints frames independently. {_d('temporal_weight')}")
+]
+FirstIterationsOpt = Annotated[
+    int | None, Opt(help="Iterations of the first frame. [default: twice --iterations]")
+]
+
+# The look's flags, in the order --help lists them: one set for every command that paints with a look.
+LOOK_FLAGS: dict[str, Any] = {
+    "style": StyleOpt,
+    "u": UOpt,
+    "iterations": IterationsOpt,
+    "size": SizeOpt,
+    "upscale": UpscaleOpt,
+    "refine_iterations": RefineOpt,
+    "network": NetworkOpt,
+    "init": InitOpt,
+    "optimizer": OptimizerOpt,
+    "seed": SeedOpt,
+    "style_crop": CropOpt,
+    "style_scale": StyleScaleOpt,
+    "style_weights": StyleWeightsOpt,
+    "mask": MaskOpt,
+    "u_map": UMapOpt,
+    "color": ColorOpt,
+    "tv_weight": TvOpt,
+    "pooling": PoolingOpt,
+    "look": LookOpt,
+}
+SHOT_LOOK_FLAGS: dict[str, Any] = {"temporal_weight": TemporalOpt, "first_iterations": FirstIterationsOpt}
+
+
+def with_look(flags: dict[str, Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the look's flags: Typer sees them as the command's own options; the command's
+    function receives the look they make (the saved --look, or the defaults, with the flags given
+    applied) as its `look` argument."""
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)  # any order of defaults; Typer passes keywords
+            for p in inspect.signature(fn, eval_str=True).parameters.values()
+            if p.name != "look"
+        ]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        added = [inspect.Parameter(n, keyword, default=None, annotation=a) for n, a in flags.items()]
+
+        @functools.wraps(fn)
+        def command(**options: Any) -> None:
+            given = {name: options.pop(name) for name in flags}
+            fn(**options, look=_chosen_look(**given))
+
+        del command.__wrapped__  # Typer reads the signature below, not the function's own
+        at = next(i for i, p in enumerate(own) if p.name == "output") + 1  # --help: after -o
+        command.__signature__ = inspect.Signature([*own[:at], *added, *own[at:]])  # type: ignore[attr-defined]
+        return command
+
+    return decorate
 
 
 def _chosen_look(
@@ -143,29 +205,11 @@ def _runtime(
 
 
 @app.command()
+@with_look(LOOK_FLAGS)
 def stylize(
     content: Annotated[Path, typer.Argument(help="The plate: a frame to paint (JPEG, PNG, TIFF).")],
     output: Annotated[Path, Opt("-o", "--output", help="Image to write: .png, .jpg or .tif.")],
-    style: StyleOpt = None,
-    u: UOpt = None,
-    iterations: IterationsOpt = None,
-    size: SizeOpt = None,
     output_size: OutputSizeOpt = None,
-    upscale: UpscaleOpt = None,
-    refine_iterations: RefineOpt = None,
-    network: NetworkOpt = None,
-    init: InitOpt = None,
-    optimizer: OptimizerOpt = None,
-    seed: SeedOpt = None,
-    style_crop: CropOpt = None,
-    style_scale: StyleScaleOpt = None,
-    style_weights: StyleWeightsOpt = None,
-    mask: MaskOpt = None,
-    u_map: UMapOpt = None,
-    color: ColorOpt = None,
-    tv_weight: TvOpt = None,
-    pooling: PoolingOpt = None,
-    look: LookOpt = None,
     save_look: SaveLookOpt = None,
     save_every: Annotated[int | None, Opt(help="Write an intermediate image every N iterations.")] = None,
     bit_depth: BitDepthOpt = None,
@@ -175,36 +219,18 @@ def stylize(
     tile_size: TileOpt = None,
     precision: PrecisionOpt = "fp32",
     quiet: QuietOpt = False,
+    *,
+    look: Look,
 ) -> None:
     """Paint CONTENT in the style of a painting and write OUTPUT (plus OUTPUT.json, its record)."""
-    from reverie.render import render_still
+    from reverie.app.stills import render_still
 
-    chosen = _chosen_look(
-        look,
-        style,
-        u=u,
-        iterations=iterations,
-        size=size,
-        network=network,
-        init=init,
-        optimizer=optimizer,
-        seed=seed,
-        style_scale=style_scale,
-        color=color,
-        tv_weight=tv_weight,
-        pooling=pooling,
-        style_crop=style_crop,
-        style_weights=style_weights,
-        mask=mask,
-        u_map=u_map,
-        upscale=upscale,
-        refine_iterations=refine_iterations,
-    )
+    runtime = _runtime(device, precision, weights, max_memory, tile_size)
     render_still(
         content,
         output,
-        chosen,
-        _runtime(device, precision, weights, max_memory, tile_size),
+        look,
+        Painter(runtime),
         output_size=output_size,
         save_look=save_look,
         save_every=save_every,
@@ -214,6 +240,7 @@ def stylize(
 
 
 @app.command()
+@with_look(LOOK_FLAGS | SHOT_LOOK_FLAGS)
 def render(
     input: Annotated[
         str | None,
@@ -260,33 +287,8 @@ def render(
     ] = None,
     output_colorspace: Annotated[str | None, Opt(help="[default: the input's]")] = None,
     encode: Annotated[str | None, Opt(help="Also write a video: prores or h264, at the shot's rate.")] = None,
-    temporal_weight: Annotated[
-        float | None, Opt(help=f"Temporal coherence; 0 paints frames independently. {_d('temporal_weight')}")
-    ] = None,
-    first_iterations: Annotated[
-        int | None, Opt(help="Iterations of the first frame. [default: twice --iterations]")
-    ] = None,
     force: Annotated[bool, Opt("--force", help="Replace frames of another look in OUTPUT.")] = False,
-    style: StyleOpt = None,
-    u: UOpt = None,
-    iterations: IterationsOpt = None,
-    size: SizeOpt = None,
     output_size: OutputSizeOpt = None,
-    upscale: UpscaleOpt = None,
-    refine_iterations: RefineOpt = None,
-    network: NetworkOpt = None,
-    init: InitOpt = None,
-    optimizer: OptimizerOpt = None,
-    seed: SeedOpt = None,
-    style_crop: CropOpt = None,
-    style_scale: StyleScaleOpt = None,
-    style_weights: StyleWeightsOpt = None,
-    mask: MaskOpt = None,
-    u_map: UMapOpt = None,
-    color: ColorOpt = None,
-    tv_weight: TvOpt = None,
-    pooling: PoolingOpt = None,
-    look: LookOpt = None,
     save_look: SaveLookOpt = None,
     bit_depth: BitDepthOpt = None,
     weights: WeightsOpt = None,
@@ -295,46 +297,25 @@ def render(
     tile_size: TileOpt = None,
     precision: PrecisionOpt = "fp32",
     quiet: QuietOpt = False,
+    *,
+    look: Look,
 ) -> None:
     """Paint a shot (or a --batch of shots) frame by frame, steady in time, on this machine or a Ray
     farm; re-running it renders only what is missing."""
+    from reverie.app.shots import FarmOptions, render_cli, require_shots_extra
     from reverie.farm.executors import check_options
-    from reverie.shots import FarmOptions, render_cli, require_shots_extra
 
     check_options(farm, workers, address, threads, retries)
     require_shots_extra()
     from reverie.farm.batch import load_batch
     from reverie.pipeline.shot import ShotSpec
 
-    chosen = _chosen_look(
-        look,
-        style,
-        u=u,
-        iterations=iterations,
-        size=size,
-        network=network,
-        init=init,
-        optimizer=optimizer,
-        seed=seed,
-        style_scale=style_scale,
-        color=color,
-        tv_weight=tv_weight,
-        pooling=pooling,
-        style_crop=style_crop,
-        style_weights=style_weights,
-        mask=mask,
-        u_map=u_map,
-        upscale=upscale,
-        refine_iterations=refine_iterations,
-        temporal_weight=temporal_weight,
-        first_iterations=first_iterations,
-    )
-    given = {"chunk": chunk, "chunk_overlap": chunk_overlap, "force": force or None}
+    given: dict[str, Any] = {"chunk": chunk, "chunk_overlap": chunk_overlap, "force": force or None}
     overrides = {k: v for k, v in given.items() if v is not None}
     if batch is not None:
         if input is not None or output is not None:
             raise ReverieError("give either --batch SHOTS.toml or INPUT -o OUTPUT, not both")
-        shots = [(s.spec, s.look) for s in load_batch(batch, chosen, **overrides)]
+        shots = [(s.spec, s.look) for s in load_batch(batch, look, **overrides)]
         report = report or batch.with_suffix(".report.json")
     elif input is None or output is None:
         raise ReverieError("give the shot and where to write it: reverie render INPUT -o OUTPUT (or --batch)")
@@ -352,7 +333,7 @@ def render(
             bit_depth=bit_depth,
             **overrides,
         )
-        shots = [(spec, chosen)]
+        shots = [(spec, look)]
     runtime = replace(_runtime(device, precision, weights, max_memory, tile_size), threads=threads)
     options = FarmOptions(farm, workers, address, retries, threads)
     render_cli(shots, runtime, options, save_look=save_look, report=report, quiet=quiet)
@@ -366,7 +347,7 @@ def flicker(
     json_out: Annotated[Path | None, Opt("--json", help="Also write the figures to this JSON file.")] = None,
 ) -> None:
     """Temporal stability: the mean warping error between consecutive painted frames (flow from INPUT)."""
-    from reverie.shots import flicker_cli
+    from reverie.app.shots import flicker_cli
 
     flicker_cli(output, input, frames, json_out)
 
@@ -391,10 +372,10 @@ def sweep(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Render a grid of looks over a few axes into a labelled contact sheet, plus each tile and its look."""
-    from reverie.render import render_sweep
+    from reverie.app.stills import render_sweep
 
     base = Look.load(look) if look else Look()
-    fixed = {"size": size, "seed": seed}
+    fixed: dict[str, Any] = {"size": size, "seed": seed}
     styles = [str(Path(s)) for s in style or []]
     crops = [parse_crop(c) for c in style_crop or []]
     if len(styles) == 1:
@@ -415,7 +396,7 @@ def sweep(
         }
     )
     plan = plan_sweep(base, axes, allow_many=yes)
-    render_sweep(content, output, plan, Runtime(device=device), quiet=quiet)
+    render_sweep(content, output, plan, Painter(Runtime(device=device)), quiet=quiet)
 
 
 @app.command()
@@ -428,15 +409,15 @@ def demo(
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Paint one of scikit-image's sample photos with a generated painting; needs no files of yours."""
+    from reverie.app.samples import sample_content, sample_painting
+    from reverie.app.stills import render_still
     from reverie.io.images import write_image
-    from reverie.render import render_still
-    from reverie.samples import sample_content, sample_painting
 
     plate = sample_content(photo)
     painting_path = output.with_name(output.stem + "-painting.png")
     write_image(painting_path, sample_painting(512))
     chosen = Look(u=u, iterations=iterations, size=size, styles=(str(painting_path),))
-    render_still(plate, output, chosen, Runtime(), quiet=quiet)
+    render_still(plate, output, chosen, Painter(), quiet=quiet)
 
 
 @app.command()
@@ -457,7 +438,7 @@ def ui(
 ) -> None:
     """Start the look-development web page (previews, u sweeps, looks, shot renders) and print its address."""
     try:
-        from reverie.ui.server import serve
+        from reverie.app.ui.server import serve
     except ImportError as err:
         raise ReverieError(
             f"the web UI needs the ui extra ({err.name} is missing): pip install 'reverie[ui]'"

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import photo, save_png
-from reverie.samples import sample_painting
+from reverie.app.samples import sample_painting
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -28,7 +28,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def server(tmp_path):
     """`reverie ui --port 0` in its own process; yields the address it printed."""
     (tmp_path / "root").mkdir()
-    command = [sys.executable, "-c", "from reverie.cli import main; main()", "ui", "--port", "0",
+    command = [sys.executable, "-c", "from reverie.app.cli import main; main()", "ui", "--port", "0",
                "--root", str(tmp_path / "root"), "--device", "cpu"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
