@@ -13,7 +13,6 @@ from typing import Any
 from reverie.errors import Cancelled, ReverieError
 
 KEPT_JOBS = 50  # finished jobs kept for the page; older ones are forgotten
-_ids = itertools.count(1)
 
 
 class Stopped(Cancelled):
@@ -26,7 +25,8 @@ class Job:
     """preview, sweep or shot."""
     label: str
     work: Callable[[Job], None]
-    id: str = field(default_factory=lambda: f"job-{next(_ids)}")
+    id: str
+    """Unique in its queue: job-1, job-2, ..."""
     state: str = "queued"
     iteration: int = 0
     total: int = 0
@@ -72,6 +72,7 @@ class JobQueue:
 
     def __init__(self) -> None:
         self._jobs: list[Job] = []
+        self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
@@ -79,7 +80,7 @@ class JobQueue:
         self._thread.start()
 
     def submit(self, kind: str, label: str, work: Callable[[Job], None]) -> Job:
-        job = Job(kind, label, work)
+        job = Job(kind, label, work, f"job-{next(self._ids)}")
         with self._wake:
             self._jobs.append(job)
             self._forget_old()

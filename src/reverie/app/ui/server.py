@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ LOOK_KEYS = ("u", "iterations", "size", "color", "network", "seed", "style_crop"
 PREVIEW_EVERY_S = 0.4  # a fresh preview image at most this often: PNG encoding costs time too
 THUMB_SIDE = 1024  # long side of images sent back to the page
 KEPT_IMAGES = 64
-_image_ids = itertools.count(1)
 
 
 @dataclass
@@ -70,10 +69,12 @@ class State:
     queue: JobQueue
     folder: Path
     images: dict[str, Upload] = field(default_factory=dict)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    """Upload ids: img-1, img-2, ..."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_image(self, role: str, name: str, pixels: np.ndarray) -> Upload:
-        image_id = f"img-{next(_image_ids)}"
+        image_id = f"img-{next(self.ids)}"
         path = self.folder / f"{image_id}.png"
         write_image(path, pixels)
         upload = Upload(image_id, role, Path(name).name or role, pixels, path)
