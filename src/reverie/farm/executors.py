@@ -147,7 +147,8 @@ class LocalProcesses:
 
 
 class RayFarm:
-    """Steps as Ray tasks on a cluster (or a private local Ray instance)."""
+    """Steps on a pool of Ray actors, one per step the cluster can run at once, on a cluster (or a
+    private local Ray instance)."""
 
     in_process = False
 

@@ -58,15 +58,18 @@ class Worker:
 
     def styles(self, paths: tuple[str, ...]) -> list[np.ndarray]:
         """The look's paintings, read again only when a file changes (its size or modification time)."""
-        out = []
-        for path in paths:
+        return [self._painting(path) for path in paths]
+
+    def _painting(self, path: str) -> np.ndarray:
+        try:
             stat = Path(path).stat()
-            key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-            if key not in self.paintings:
-                self.paintings[key] = read_image(path)
-                _trim(self.paintings, self.KEPT)
-            out.append(self.paintings[key])
-        return out
+        except OSError:
+            return read_image(path)  # which says what is wrong with the path, in one line
+        key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in self.paintings:
+            self.paintings[key] = read_image(path)
+            _trim(self.paintings, self.KEPT)
+        return self.paintings[key]
 
 
 def _trim(cache: OrderedDict, kept: int) -> None:
