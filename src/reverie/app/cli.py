@@ -302,8 +302,9 @@ def render(
 ) -> None:
     """Paint a shot (or a --batch of shots) frame by frame, steady in time, on this machine or a Ray
     farm; re-running it renders only what is missing."""
-    from reverie.app.shots import FarmOptions, render_cli, require_shots_extra
+    from reverie.app.shots import FarmOptions, render_cli
     from reverie.farm.executors import check_options
+    from reverie.io.extras import require_shots_extra
 
     check_options(farm, workers, address, threads, retries)
     require_shots_extra()

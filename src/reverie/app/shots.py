@@ -8,7 +8,6 @@ OpenColorIO); without it these commands stop with the install command, and still
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from rich.table import Table
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.farm.executors import DEFAULT_RETRIES
+from reverie.io.extras import require_shots_extra
 from reverie.io.images import atomic_write_bytes
 from reverie.look import Look
 from reverie.runtime import Runtime
@@ -33,18 +33,6 @@ if TYPE_CHECKING:  # the shot modules import the shots extra's packages
     from reverie.farm.driver import FarmReport
     from reverie.pipeline.flow import FlickerReport
     from reverie.pipeline.shot import Clip, ShotReport, ShotSpec
-
-_EXTRA_MODULES = {"av": "PyAV", "cv2": "OpenCV", "OpenImageIO": "OpenImageIO", "PyOpenColorIO": "OpenColorIO"}
-
-
-def require_shots_extra() -> None:
-    """One line with the install command when a package of the shots extra is missing."""
-    missing = [name for module, name in _EXTRA_MODULES.items() if importlib.util.find_spec(module) is None]
-    if missing:
-        raise ReverieError(
-            f"shots need {', '.join(missing)}: install them with pip install 'reverie[shots]' "
-            "(or pip install -e '.[shots]' in a checkout)"
-        )
 
 
 class _FarmProgress:

@@ -479,7 +479,7 @@ def _u_values(values: Any) -> list[float]:
 
 def _shot_spec(roots: security.Roots, data: dict[str, Any]) -> Any:
     """The shot's input and output, both under the roots; checked before anything is queued."""
-    from reverie.app.shots import require_shots_extra
+    from reverie.io.extras import require_shots_extra
     from reverie.pipeline.shot import ShotSpec
 
     require_shots_extra()
@@ -503,8 +503,8 @@ def _shot_path(roots: security.Roots, text: str, role: str) -> Path:
 
 
 def _read_frame(path: str, number: int) -> np.ndarray:
-    from reverie.app.shots import require_shots_extra
     from reverie.io import colorspace as cs
+    from reverie.io.extras import require_shots_extra
     from reverie.pipeline.shot import ShotSpec, open_clip
 
     require_shots_extra()
