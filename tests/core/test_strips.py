@@ -52,3 +52,26 @@ def test_a_network_without_strip_geometry_runs_whole(vgg16):
     with torch.no_grad():
         style_grams(net, image, LAYERS, max_pixels=100)
     assert calls == [(1, 3, 64, 64)]
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_an_objective_measured_in_strips_equals_it_measured_whole(guided):
+    """A tiled refine's frame is measured whole in strips: the same losses as one pass over it."""
+    from conftest import tiny_network
+    from reverie.core.transfer import Guidance, Objective, Temporal
+    from reverie.look import Look
+
+    net, _ = tiny_network("vgg16")
+    gen = torch.Generator().manual_seed(2)
+    content, image = (torch.rand(1, 3, 70, 52, generator=gen) * 255 for _ in range(2))
+    style = torch.rand(1, 3, 40, 40, generator=gen) * 255
+    left = torch.zeros(1, 1, 70, 52)
+    left[..., :26] = 1
+    guidance = Guidance(masks=(left, 1 - left), u_map=torch.full((1, 1, 70, 52), 0.5)) if guided else None
+    temporal = Temporal(torch.rand(1, 3, 70, 52, generator=gen) * 255, left, 1.0)
+    look = Look(tv_weight=1e-3)
+    objective = Objective(net, content, [style, style.flip(-1)] if guided else [style], look,
+                          guidance=guidance, temporal=temporal)  # fmt: skip
+    whole = objective(image).tolist()
+    strips = objective.measure(image, max_pixels=20 * 52)  # strips of 20 rows and their context
+    assert [strips.content, strips.style, strips.tv, strips.temporal] == pytest.approx(whole, rel=1e-4)

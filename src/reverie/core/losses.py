@@ -79,13 +79,17 @@ def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
     target_gram must be expressed for the same M as `features` (see `rescale_gram`).
     """
     n, m = features.shape[1], features.shape[2] * features.shape[3]
-    return (gram(features) - target_gram).pow(2).sum() / (4.0 * n * n * m * m)
+    return gram_loss(gram(features), target_gram, n, m)
+
+
+def gram_loss(g: Tensor, target_gram: Tensor, channels: int, positions: float | Tensor) -> Tensor:
+    """Gatys' E of a Gram matrix already summed (e.g. strip by strip): (G - A)^2 / (4 N^2 M^2)."""
+    return (g - target_gram).pow(2).sum() / (4.0 * channels * channels * positions * positions)
 
 
 def guided_style_loss(features: Tensor, weights: Tensor, target_gram: Tensor, area: Tensor) -> Tensor:
     """`style_loss` over a guided region: M becomes the region's weighted area (sum of the weights)."""
-    n = features.shape[1]
-    return (guided_gram(features, weights) - target_gram).pow(2).sum() / (4.0 * n * n * area * area)
+    return gram_loss(guided_gram(features, weights), target_gram, features.shape[1], area)
 
 
 def rescale_gram(target_gram: Tensor, positions_from: float, positions_to: float) -> Tensor:

@@ -8,7 +8,7 @@ with enough context rows that every kept feature is the one the whole image woul
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -30,23 +30,49 @@ def style_grams(
     """Each layer's Gram matrix of a (1, 3, H, W) image and its position count, as `gram` of the whole
     image's features gives them (up to float rounding), in strips when the image is larger than
     max_pixels and the network supports it."""
+    totals: dict[str, Tensor] = {}
+    counts = dict.fromkeys(layers, 0)
+
+    def add(strip: Strip) -> None:
+        for layer, (_, f) in strip.items():
+            g = gram(f)
+            totals[layer] = totals[layer] + g if layer in totals else g
+            counts[layer] += f.shape[2] * f.shape[3]
+
+    each_strip(net, image, layers, add, max_pixels)
+    return {k: (totals[k], counts[k]) for k in layers}
+
+
+Strip = dict[str, tuple[int, Tensor]]
+"""Per layer: the first feature row a strip owns, and its rows of features."""
+
+
+def each_strip(
+    net: nn.Module,
+    image: Tensor,
+    layers: frozenset[str],
+    visit: Callable[[Strip], None],
+    max_pixels: int = STRIP_PIXELS,
+) -> None:
+    """Call visit(strip) with the features of a (1, 3, H, W) image on `layers`, strip by strip: together
+    the strips give the whole image's features exactly (each runs with enough context rows). A small
+    image, or a network without `strip_geometry`, is one strip. A callback rather than an iterator, so
+    that no strip's features are still held while the next is computed."""
     height, width = image.shape[-2:]
     geometry = getattr(net, "strip_geometry", None)
     if geometry is None or height * width <= max_pixels:
-        return {k: (gram(f), f.shape[2] * f.shape[3]) for k, f in net(image, layers).items()}
+        visit({k: (0, f) for k, f in net(image, layers).items()})
+        return
     strides, halo = geometry(layers)
-    totals: dict[str, Tensor] = {}
-    counts = dict.fromkeys(layers, 0)
     for top, bottom in _strips(height, max(1, max_pixels // width), halo, max(strides.values())):
         lo, hi = max(0, top - halo), min(height, bottom + halo)
+        kept = {}
         for layer, f in net(image[..., lo:hi, :], layers).items():
             s = strides[layer]
             start = (top - lo) // s
-            kept = f[..., start : start + -(-bottom // s) - top // s, :]
-            g = gram(kept)
-            totals[layer] = totals[layer] + g if layer in totals else g
-            counts[layer] += kept.shape[2] * kept.shape[3]
-    return {k: (totals[k], counts[k]) for k in layers}
+            kept[layer] = (top // s, f[..., start : start + -(-bottom // s) - top // s, :])
+        visit(kept)
+        del kept
 
 
 def _strips(height: int, rows: int, halo: int, align: int) -> Iterator[tuple[int, int]]:

@@ -19,13 +19,16 @@ from torch.nn import functional as F
 
 from reverie.core.losses import (
     content_loss,
+    gram,
+    gram_loss,
+    guided_gram,
     guided_style_loss,
     rescale_gram,
     style_loss,
     temporal_loss,
     tv_loss,
 )
-from reverie.core.strips import Grams, style_grams
+from reverie.core.strips import STRIP_PIXELS, Grams, Strip, each_strip, style_grams
 from reverie.look import Look
 
 REFERENCE_LONG_SIDE = 512
@@ -174,17 +177,32 @@ class Objective:
         self.content_weight = content_scale(h, w)
         self.style_weight = 10.0**look.u
         with torch.no_grad():
-            feats = self._features(content)
-            self.content_targets = {k: feats[k].detach() for k in self.content_layers}
+            self.content_targets, self.shapes = self._content_targets(content)
             guidance = guidance or Guidance()
             weights = guidance.content_weights()
             self.content_maps = {
-                k: None if weights is None else _resize_map(weights, feats[k].shape[2:])
+                k: None if weights is None else _resize_map(weights, self.content_targets[k].shape[2:])
                 for k in self.content_layers
             }
-            shapes = {k: feats[k].shape[2:] for k in self.style_layers}
             grams = grams or [style_grams(net, style, frozenset(self.style_layers)) for style in styles]
-            self._build_style_targets(grams, style_weights, guidance.style_guides(len(grams)), shapes)
+            guides = guidance.style_guides(len(grams))
+            self._build_style_targets(grams, style_weights, guides, self.shapes)
+
+    def _content_targets(self, content: Tensor) -> tuple[dict[str, Tensor], dict[str, torch.Size]]:
+        """The content layers' features of the content, and every layer's feature size: in strips when
+        the content is large (whole frames are measured so, see `measure`), else in one pass."""
+        targets: dict[str, list[Tensor]] = {k: [] for k in self.content_layers}
+        heights, widths = dict.fromkeys(self.layers, 0), dict.fromkeys(self.layers, 0)
+
+        def keep(strip: Strip) -> None:
+            for layer, (_, f) in strip.items():
+                heights[layer], widths[layer] = heights[layer] + f.shape[2], f.shape[3]
+                if layer in targets:
+                    targets[layer].append(f)
+
+        self._each_strip(content, keep)
+        shapes = {k: torch.Size((heights[k], widths[k])) for k in self.layers}
+        return {k: torch.cat(v, dim=2).detach() for k, v in targets.items()}, shapes
 
     def _build_style_targets(
         self,
@@ -209,6 +227,75 @@ class Objective:
         dtype = self.autocast_dtype
         with torch.autocast(image.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             return self.net(image, self.layers)
+
+    def _each_strip(
+        self, image: Tensor, visit: Callable[[Strip], None], max_pixels: int = STRIP_PIXELS
+    ) -> None:
+        """`_features` strip by strip (see `core.strips.each_strip`), for images without gradients."""
+        image = image.contiguous(memory_format=torch.channels_last)
+        dtype = self.autocast_dtype
+        with torch.autocast(image.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            each_strip(self.net, image, self.layers, visit, max_pixels)
+
+    @torch.no_grad()
+    def measure(self, image: Tensor, max_pixels: int = STRIP_PIXELS) -> Losses:
+        """The loss terms of an image as calling the objective gives them, but computed strip by strip:
+        a frame too large to hold its activations at once (a tiled refine's) is measured whole in the
+        memory of a strip. Content losses and Gram matrices are sums over positions, so they add up
+        strip by strip; the Gram differences are taken once, at the end."""
+        contents: list[Tensor] = []
+        grams: dict[tuple[int, str], Tensor] = {}
+
+        def add(strip: Strip) -> None:
+            contents.append(self._content_rows(strip))
+            for key, g in self._gram_rows(strip).items():
+                grams[key] = grams[key] + g if key in grams else g
+
+        self._each_strip(image, add, max_pixels)
+        content, style = _sum(contents), self._style_from_grams(grams)
+        tv = tv_loss(image) if self.look.tv_weight else image.new_zeros(())
+        terms = [
+            content * self.content_weight,
+            style * self.style_weight,
+            tv * (self.look.tv_weight * self.content_weight),
+            self._temporal_term(image),
+        ]
+        return Losses(*(float(t) for t in terms))
+
+    def _content_rows(self, strip: Strip) -> Tensor:
+        total = []
+        for k in self.content_layers:
+            row, f = strip[k]
+            rows = slice(row, row + f.shape[2])
+            weights = self.content_maps[k]
+            target = self.content_targets[k][..., rows, :]
+            total.append(content_loss(f, target, None if weights is None else weights[..., rows, :]))
+        return _sum(total)
+
+    def _gram_rows(self, strip: Strip) -> dict[tuple[int, str], Tensor]:
+        """Per (style, layer) the strip's share of the image's Gram matrix (one style when unguided)."""
+        out = {}
+        for layer in self.style_layers:
+            row, f = strip[layer]
+            if self.guided is None:
+                out[0, layer] = gram(f)
+                continue
+            width = f.shape[3]
+            for i, targets in enumerate(self.guided):
+                weights = targets[layer][0][row * width : (row + f.shape[2]) * width]
+                out[i, layer] = guided_gram(f, weights)
+        return out
+
+    def _style_from_grams(self, grams: dict[tuple[int, str], Tensor]) -> Tensor:
+        total = []
+        for (i, layer), g in grams.items():
+            n, weight = g.shape[0], self.style_layers[layer]
+            if self.guided is None:
+                total.append(weight * gram_loss(g, self.style_targets[layer], n, self.shapes[layer].numel()))
+            else:
+                _, target, area = self.guided[i][layer]
+                total.append(self.style_weights[i] * weight * gram_loss(g, target, n, area))
+        return _sum(total)
 
     def _blend(self, style_grams: Sequence[Grams], shapes: dict) -> dict[str, Tensor]:
         """Weighted mean of the styles' Gram targets, each expressed for the frame's size."""

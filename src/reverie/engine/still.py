@@ -291,8 +291,8 @@ class _Pass:
         )
 
     def measure(self, look: Look, image: torch.Tensor) -> Losses:
-        """The losses of a whole frame at the look's size, as one optimisation of it would report them
-        (a forward pass only: a frame too large to optimise whole is measured whole)."""
+        """The losses of a whole frame at the look's size, as one optimisation of it would report them:
+        a frame too large to optimise whole is measured whole, in strips (no gradients)."""
         made = self.inputs(look)
         dtype = autocast_dtype(self.painter.runtime) if self.painter.runtime.precision == "bf16" else None
         objective = Objective(
@@ -307,8 +307,7 @@ class _Pass:
             made.temporal,
             made.grams,
         )
-        with torch.no_grad():
-            return Losses(*objective(image).tolist())
+        return objective.measure(image)
 
     def _temporal(self, look: Look, size: tuple[int, int]) -> Temporal | None:
         """The continuity constraint at this pass's size, in the colours the network sees."""
