@@ -3,6 +3,7 @@ tiny stand-in network with VGG16's layers for the logic around it (farm, pipelin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from PIL import Image
 
 from reverie.nets.vgg import VGGFeatures
 from reverie.nets.weights import VGG_BLOCKS, VGGWeights, load_weights
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes share the two cores: one thread each
+    torch.set_num_threads(1)
 
 TINY_CHANNELS = (8, 12, 16, 16, 16)
 """The stand-in's channels per block (VGG16's are 64 to 512): about 1/500 of its work."""
