@@ -55,12 +55,15 @@ class Painter:
     def network(self, name: str, pooling: str = "max") -> tuple[nn.Module, str]:
         """The feature network on the device and a description of its weights, built once per content
         of its weights: a checkpoint rewritten on disk is read again, the same bytes are not."""
-        key = self._network_key(name, pooling)
+        return self._network(self._network_key(name, pooling))
+
+    def _network(self, key: tuple[str, str, str]) -> tuple[nn.Module, str]:
+        name, pooling, _ = key
         if key not in self._networks:
             net, source = self._build(name, pooling, self.runtime.weights)
             net = net.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self._networks[key] = (net, source)
-            _trim(self._networks, NETWORKS_KEPT)
+            trim_oldest(self._networks, NETWORKS_KEPT)
         self._networks.move_to_end(key)
         return self._networks[key]
 
@@ -79,14 +82,14 @@ class Painter:
     def style_grams(self, look: Look, style: Tensor) -> Grams:
         """A prepared painting's Gram targets (1, 3, H, W) 0-255 on the look's style layers: computed
         once per network, painting and size, shared by the frames, tiles and precision phases after."""
-        net, _ = self.network(look.network, look.pooling)
+        network_key = self._network_key(look.network, look.pooling)  # stats the weights once per pass
+        net, _ = self._network(network_key)
         layers = frozenset(look.layers().style)
         digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
-        network_key = self._network_key(look.network, look.pooling)
         key = (network_key, str(style.device), tuple(style.shape), digest, tuple(sorted(layers)))
         if key not in self._grams:
             self._grams[key] = style_grams(net, style, layers)
-            _trim(self._grams, GRAMS_KEPT)
+            trim_oldest(self._grams, GRAMS_KEPT)
         self._grams.move_to_end(key)
         return self._grams[key]
 
@@ -125,6 +128,7 @@ def to_tensor(image: np.ndarray, device: torch.device) -> Tensor:
     return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None] * 255.0).to(device)
 
 
-def _trim(cache: OrderedDict, kept: int) -> None:
+def trim_oldest(cache: OrderedDict, kept: int) -> None:
+    """Drop a cache's least recently used entries down to `kept`."""
     while len(cache) > kept:
         cache.popitem(last=False)

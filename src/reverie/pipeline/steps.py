@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reverie.core.transfer import Callback
-from reverie.engine.painter import NetworkBuilder, Painter
+from reverie.engine.painter import NetworkBuilder, Painter, trim_oldest
 from reverie.engine.still import Continuity
 from reverie.io import colorspace as cs
 from reverie.io.images import atomic_path, read_image
@@ -53,7 +53,7 @@ class Worker:
     def clip(self, spec: ShotSpec) -> Clip:
         if spec not in self.clips:
             self.clips[spec] = open_clip(spec)
-            _trim(self.clips, self.KEPT)
+            trim_oldest(self.clips, self.KEPT)
         return self.clips[spec]
 
     def styles(self, paths: tuple[str, ...]) -> list[np.ndarray]:
@@ -68,13 +68,8 @@ class Worker:
         key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in self.paintings:
             self.paintings[key] = read_image(path)
-            _trim(self.paintings, self.KEPT)
+            trim_oldest(self.paintings, self.KEPT)
         return self.paintings[key]
-
-
-def _trim(cache: OrderedDict, kept: int) -> None:
-    while len(cache) > kept:
-        cache.popitem(last=False)
 
 
 @dataclass(frozen=True)
