@@ -243,7 +243,10 @@ def test_local_worker_processes_render_the_same_frames(shot, tiny_reference, tmp
         report = render_batch([(chunked(shot[0], out), shot[1])], Runtime(), executor, Events())
     finally:
         executor.close()
-    assert len(report.to_dict()["workers"]) == 2  # both processes painted
+    # Painted out of this process, by at most the pool's two (which of them takes which step is the
+    # pool's business: one fast process may take them all).
+    pids = {int(name.rsplit(":", 1)[1]) for name in report.to_dict()["workers"]}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     for ours, theirs in zip(frames_of(out / "paint.%04d.png", 6), tiny_reference, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=SAME)
 
