@@ -1,12 +1,17 @@
 """`reverie ui` from the shell: bad options are one line and exit 2; a server reachable from other
 machines needs its token, generated and printed once."""
 
+import io
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
+from PIL import Image
 
 from reverie.app.cli import main
 
@@ -47,3 +52,32 @@ def test_all_interfaces_need_the_printed_token(tmp_path):
         process.terminate()
         process.wait(timeout=20)
     assert token not in process.stdout.read()  # printed once, in the address
+
+
+def test_sigterm_cleans_up_the_uploads_like_ctrl_c(tmp_path):
+    """Defect: after SIGTERM (how service managers and `kill` stop a server) the uploaded plates stayed in
+    the server's temporary folder; Ctrl-C removed them."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    command = [sys.executable, "-c", "from reverie.app.cli import main; main()", "ui", "--port", "0",
+               "--root", str(tmp_path), "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "TMPDIR": str(temp)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        match = re.search(r"http://127\.0\.0\.1:\d+/", process.stdout.readline())
+        assert match
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 24), (200, 90, 40)).save(buffer, format="PNG")
+        reply = httpx.post(f"{match.group(0)}api/images", files={"file": ("plate.png", buffer.getvalue())})
+        assert reply.status_code == 200, reply.text
+        (folder,) = temp.glob("reverie-ui-*")
+        assert any(folder.iterdir())  # the plate and its thumbnail
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert time.monotonic() - started < 10
+    assert not folder.exists()
+    assert "Traceback" not in process.stderr.read()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from reverie.app.ui.security import (
     check_look_upload,
     check_upload,
 )
+from reverie.app.ui.server import read_look
 from reverie.errors import ReverieError
 
 
@@ -198,21 +200,40 @@ def test_pixel_limit_is_the_modules_constant(monkeypatch):
     assert check_upload(data, "a.png", 2**20).shape == (12, 20, 3)
 
 
-def test_look_upload_returns_text_and_drops_a_bom():
-    text = 'name = "warm"\nstrength = 0.8\n'
-    assert check_look_upload(text.encode()) == text
-    assert check_look_upload(b"\xef\xbb\xbf" + text.encode()) == text
+def test_look_upload_passes_text_and_leaves_decoding_to_the_look_reader():
+    text = 'u = 4.5\nstyle_crop = [0.1, 0.2, 0.5, 0.4]\n# a.b.c.d.e.f.g.h.i.j.k\nx = "1.2.3.4.5.6.7.8.9.10"\n'
+    check_look_upload(text.encode())
+    check_look_upload(b"\xef\xbb\xbf" + text.encode())  # Look.load decides: one rule for page and CLI
 
 
-def test_look_upload_refuses_binary_and_too_long():
+def test_look_upload_refuses_binary_and_too_long(tmp_path):
     with pytest.raises(ReverieError, match="not a text file"):
         check_look_upload(encoded("PNG"))
-    with pytest.raises(ReverieError, match="not a text file"):
-        check_look_upload(b"name = \xff\xfe\n")
+    with pytest.raises(ReverieError, match=r"l\.toml is not a UTF-8 text file"):  # the look reader's rule
+        read_look(b"u = \xff\xfe\n", "l.toml", tmp_path)
     with pytest.raises(ReverieError, match="the upload is 65 KB; the limit is 64 KB"):
         check_look_upload(b"#" * (MAX_LOOK_BYTES + 2**10))
     with pytest.raises(ReverieError, match="empty"):
         check_look_upload(b"")
+
+
+@pytest.mark.parametrize(
+    ("shape", "words"),
+    [
+        (b"a" + b".a" * 20_000 + b" = 1\n", "nests more than"),  # tomllib: seconds, quadratic in the key
+        (b'"a"' + b'."a"' * 20 + b" = 1\n", "nests more than"),  # quoted parts are still key parts
+        (b"[" + b"a." * 12 + b"b]\n", "nests more than"),
+        (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nests more than"),  # tomllib: RecursionError
+        (b"x = " + b"{a=" * 2000 + b"1" + b"}" * 2000 + b"\n", "nests more than"),
+        (b"".join(b"k%d = 1\n" % i for i in range(600)), "more than 512 settings"),
+    ],
+)
+def test_look_shapes_that_make_parsing_slow_or_deep_are_refused_before_parsing(shape, words):
+    started = time.perf_counter()
+    with pytest.raises(ReverieError, match=words) as err:
+        check_look_upload(shape)
+    assert "\n" not in str(err.value)
+    assert time.perf_counter() - started < 0.5
 
 
 # ------------------------------------------------------------------------------------------------ access

@@ -1,8 +1,11 @@
 """The UI's HTTP endpoints with Starlette's test client: real jobs at tiny sizes, and the security rules."""
 
 import io
+import socket
+import threading
 import time
 import tomllib
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,10 +14,11 @@ from starlette.testclient import TestClient
 
 from conftest import photo, save_png, tiny_network
 from reverie.app.samples import sample_painting
-from reverie.app.ui import security
+from reverie.app.ui import limits, security
 from reverie.app.ui.jobs import JobQueue
-from reverie.app.ui.server import State, build_app
+from reverie.app.ui.server import State, _bind, build_app
 from reverie.engine.painter import Painter
+from reverie.errors import ReverieError
 from reverie.io.images import resize
 from reverie.look import Look
 from reverie.runtime import Runtime
@@ -35,21 +39,33 @@ def root(tmp_path):
     return folder
 
 
-def _client(tmp_path, root, host="127.0.0.1", password=None):
+def _client(tmp_path, root, host="127.0.0.1", password=None, **app_options):
     folder = tmp_path / "uploads"
     folder.mkdir(exist_ok=True)
     painter = Painter(Runtime(device="cpu"), build_network=tiny_network)  # the page's logic, not a look
     state = State(security.Roots([root]), painter, JobQueue(), folder)
     access = security.Access.for_server(host, password)
-    return TestClient(build_app(state, access), base_url="http://127.0.0.1:7860"), state, access
+    app = build_app(state, access, **app_options)
+    return TestClient(app, base_url="http://127.0.0.1:7860"), state, access
 
 
 @pytest.fixture
-def client(tmp_path, root):
+def served(tmp_path, root):
+    """The page's test client and the server's state behind it."""
     test_client, state, _ = _client(tmp_path, root)
     with test_client:
-        yield test_client
+        yield test_client, state
     state.queue.close()
+
+
+@pytest.fixture
+def client(served):
+    return served[0]
+
+
+@pytest.fixture
+def state(served):
+    return served[1]
 
 
 def _upload(client, image: np.ndarray, role: str, name: str = "image.png") -> dict:
@@ -278,3 +294,242 @@ def test_other_sites_and_rebound_host_names_are_refused(client):
     assert same.status_code == 200
     rebound = client.get("/api/options", headers={"Host": "attacker.example:7860"})
     assert "loopback" in _error(rebound, 403)
+
+
+# ------------------------------------------------------------------------------ issue 16: the page's holes
+
+
+def test_uploads_are_kept_encoded_and_decoded_bytes_stay_under_the_budget(client, state):
+    """Defect: every upload stayed decoded as float32 (a 76 KB PNG of 7999x7999 is ~750 MB) and 64 were
+    kept. Now only files are kept, and decodes reserve their bytes from one budget."""
+    big = np.full((1500, 2000, 3), 0.5, np.float32)  # a few KB as PNG, 36 MB decoded
+    one = 1500 * 2000 * 12
+    state.budget.limit = int(1.5 * one)  # room for one decode at a time
+    ids = [_upload(client, big, "content", f"big{n}.png")["id"] for n in range(4)]
+    assert state.images.held_bytes() == 0  # nothing decoded is kept between requests
+    assert one <= state.budget.peak <= state.budget.limit
+    assert state.images.disk_bytes() < 4 * one // 100  # kept encoded: the PNGs and thumbnails
+    shown = _image(client, f"/api/images/{ids[-1]}.png")
+    assert max(shown.shape) == 1024  # the thumbnail, not the full image
+
+
+def test_an_image_over_the_decode_budget_is_refused_in_one_line(client, state):
+    state.budget.limit = 10_000
+    reply = client.post("/api/images", files={"file": ("wide.png", _png_bytes(photo(64, 64)))})
+    message = _error(reply, 400)
+    assert "wide.png needs 48 KB to decode" in message and "downscale" in message
+
+
+def test_a_queued_job_keeps_its_images_when_the_page_forgets_them(client, state, pair, tmp_path):
+    """Evicting an image from the page's list must not break a job that is waiting to paint it."""
+    state.images.kept = 2
+    content, style = pair
+    request = {"content": content["id"], "style": style["id"]}
+    slow = client.post("/api/previews", json={**request, "look": {**TINY, "iterations": 400}}).json()["job"]
+    queued = client.post("/api/previews", json={**request, "look": TINY}).json()["job"]
+    files = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    for n in range(2):
+        _upload(client, photo(16, 16, seed=n), "content", f"other{n}.png")
+    assert "upload one first" in _error(client.post("/api/previews", json={**request, "look": TINY}), 400)
+    client.post(f"/api/jobs/{slow['id']}/stop")
+    done = _wait(client, queued["id"])
+    assert done["state"] == "done", done["error"]
+    left = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    assert not set(files) & set(left)  # released with the last job that read them
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("/api/looks/toml", "application/json"),
+        ("/api/previews", "application/json"),
+        ("/api/looks/parse", "multipart/form-data; boundary=x"),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(client, path, kind):
+    """Defect: a 300 MB chunked body (no Content-Length) to /api/looks/toml was read whole: 200."""
+
+    def chunks():  # a generator: sent chunked, without a Content-Length
+        for _ in range(64):
+            yield b" " * 2**14
+
+    reply = client.post(path, content=chunks(), headers={"content-type": kind})
+    message = _error(reply, 413)
+    assert "over the 64 KB limit" in message
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_reading_with_sensible_sizes(client):
+    """Defect: a 10 MB look was answered "the upload is 10 MB; the limit is 0 MB"."""
+    look = b"# " + b"x" * (10 * 2**20)
+    message = _error(client.post("/api/looks/parse", files={"file": ("big.toml", look)}), 413)
+    assert message == "the upload is over the 64 KB limit: send a smaller file"
+    message = _error(client.post("/api/looks/toml", json={"look": TINY, "pad": "x" * 2**17}), 413)
+    assert "64 KB" in message and "0 MB" not in message
+    small = b"#" * (security.MAX_LOOK_BYTES + 10)  # over the look's limit, inside the form's room
+    message = _error(client.post("/api/looks/parse", files={"file": ("l.toml", small)}), 400)
+    assert "the limit is 65,536 bytes" in message  # just over: bytes show the difference
+
+
+def test_deeply_nested_json_is_one_line(client):
+    reply = client.post(
+        "/api/looks/toml", content=b"[" * 60_000, headers={"content-type": "application/json"}
+    )
+    assert "not valid JSON" in _error(reply, 400)
+
+
+def test_a_frame_linked_to_a_file_outside_the_roots_is_refused(client, pair, root, tmp_path):
+    """Defect: root/shots2/plate.0001.png linked outside the roots was served (only the folder was
+    checked)."""
+    outside = _sequence(tmp_path / "elsewhere", frames=1)
+    (root / "shots2").mkdir()
+    (root / "shots2" / "plate.0001.png").symlink_to(tmp_path / "elsewhere" / "plate.0001.png")
+    reply = client.post("/api/frames", json={"path": "shots2/plate.%04d.png", "frame": 1})
+    assert "--root" in _error(reply, 403)
+    (root / "out").mkdir()
+    shot = {"input": "shots2/plate.%04d.png", "output": "out/paint.%04d.png", "style": pair[1]["id"],
+            "look": TINY}  # fmt: skip
+    assert "--root" in _error(client.post("/api/shots", json=shot), 403)
+    _sequence(root / "plates", frames=1)
+    (root / "out" / "paint.0001.png").symlink_to(outside.parent / "plate.0001.png")  # written through?
+    shot["input"] = "plates/plate.%04d.png"
+    assert "--root" in _error(client.post("/api/shots", json=shot), 403)
+    assert not client.get("/api/jobs").json()["jobs"]
+
+
+def test_looks_are_parsed_off_the_event_loop(client, monkeypatch):
+    """Defect: a 40 KB look of dotted keys took 5 s to parse on the event loop; four in parallel held
+    GET /api/options for 16 s."""
+    entered, leave = threading.Event(), threading.Event()
+    real_load = Look.load
+
+    def slow_load(path):
+        entered.set()
+        leave.wait(10)
+        return real_load(path)
+
+    monkeypatch.setattr(Look, "load", staticmethod(slow_load))
+    parsing = threading.Thread(
+        target=client.post, args=("/api/looks/parse",), kwargs={"files": {"file": ("l.toml", b"u = 3\n")}}
+    )
+    parsing.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        assert client.get("/api/options").status_code == 200
+        assert time.monotonic() - started < 2  # answered while the look is still being read
+    finally:
+        leave.set()
+        parsing.join(10)
+
+
+def test_a_look_of_dotted_keys_is_refused_before_parsing(client):
+    look = b"a" + b".a" * 20_000 + b" = 1\n"
+    started = time.monotonic()
+    reply = client.post("/api/looks/parse", files={"file": ("dots.toml", look)})
+    assert "nests more than" in _error(reply, 400)
+    assert time.monotonic() - started < 2
+
+
+def test_a_look_with_a_byte_order_mark_is_read_as_the_command_line_reads_it(client, tmp_path):
+    """One reader and one rule: Look.load, which the command line uses too, drops a UTF-8 BOM."""
+    text = "u = 3.0\niterations = 5\n"
+    reply = client.post("/api/looks/parse", files={"file": ("bom.toml", b"\xef\xbb\xbf" + text.encode())})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["look"]["u"] == 3.0 and reply.json()["look"]["iterations"] == 5
+    on_disk = tmp_path / "bom.toml"
+    on_disk.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert Look.load(on_disk).iterations == 5
+
+
+@pytest.mark.parametrize("endpoint", ["/api/previews", "/api/sweeps"])
+def test_a_preview_too_large_for_memory_is_refused_before_anything_is_allocated(
+    client, state, pair, monkeypatch, endpoint
+):
+    """Defect: a preview at size 16384 allocated ~8 GB (the plate resized for the page) before the
+    engine refused it; the command line refuses it before allocating."""
+    content, style = pair
+    painted = []
+    monkeypatch.setattr(state.painter, "stylize", lambda *a, **k: painted.append(a))
+    request = {
+        "content": content["id"],
+        "style": style["id"],
+        "look": {**TINY, "size": 16384},
+        "u_values": [2, 4],
+    }
+    tracemalloc.start()
+    try:
+        message = _error(client.post(endpoint, json=request), 400)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "needs about" in message and "--size" in message
+    assert peak < 20 * 2**20 and not painted
+    assert not client.get("/api/jobs").json()["jobs"]
+
+
+def test_a_full_queue_is_429_and_stopping_frees_a_place(tmp_path, root):
+    """Defect: the queue took 2,000 previews (and stopping them took 81 s)."""
+    test_client, state, _ = _client(tmp_path, root)
+    state.queue.max_pending = 2
+    with test_client:
+        content = _upload(test_client, photo(32, 48), "content")
+        style = _upload(test_client, sample_painting(64), "style")
+        request = {"content": content["id"], "style": style["id"], "look": {**TINY, "iterations": 400}}
+        jobs = [test_client.post("/api/previews", json=request) for _ in range(3)]
+        assert [r.status_code for r in jobs[:2]] == [200, 200]
+        assert _error(jobs[2], 429) == "the queue is full (2 jobs): wait for one to finish or stop one"
+        test_client.post(f"/api/jobs/{jobs[1].json()['job']['id']}/stop")
+        assert test_client.post("/api/previews", json=request).status_code == 200
+        for job in test_client.get("/api/jobs").json()["jobs"]:
+            test_client.post(f"/api/jobs/{job['id']}/stop")
+    state.queue.close()
+
+
+def test_wrong_tokens_are_rate_limited_per_client(tmp_path, root):
+    """Defect: 1,000 wrong passwords on a public bind were answered at full speed."""
+    now = [1000.0]
+    limiter = limits.SignInLimiter(max_failures=5, window_s=60, clock=lambda: now[0])
+    test_client, state, _ = _client(tmp_path, root, "0.0.0.0", "correct horse", limiter=limiter)
+    wrong, right = {"Authorization": "Bearer wrong horse"}, {"Authorization": "Bearer correct horse"}
+    with test_client:
+        assert [test_client.get("/api/options", headers=wrong).status_code for _ in range(5)] == [401] * 5
+        refused = test_client.get("/api/options", headers=wrong)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
+        assert "too many wrong tokens" in _error(refused, 429)
+        assert test_client.get("/api/options", headers=right).status_code == 429  # no guessing through it
+        assert test_client.get("/?token=correct horse").status_code == 429
+        now[0] += 61
+        assert test_client.get("/api/options", headers=right).status_code == 200
+        assert test_client.get("/api/options").status_code == 401  # no token at all is no guess
+        assert test_client.get("/api/options", headers=wrong).status_code == 401
+    state.queue.close()
+
+
+def test_repeated_u_values_and_a_backwards_frame_range_are_one_line(client, pair, root):
+    content, style = pair
+    request = {"content": content["id"], "style": style["id"], "look": TINY, "u_values": [4, 4, 4]}
+    assert "repeat 4" in _error(client.post("/api/sweeps", json=request), 400)
+    _sequence(root / "plates")
+    (root / "out").mkdir()
+    shot = {"input": "plates/plate.%04d.png", "output": "out/paint.%04d.png", "frames": "10-1",
+            "style": style["id"], "look": TINY}  # fmt: skip
+    assert "runs backwards" in _error(client.post("/api/shots", json=shot), 400)
+    shot["frames"] = "1-9"  # frames that do not exist: refused when submitted, not when the job runs
+    assert "missing frames" in _error(client.post("/api/shots", json=shot), 400)
+    assert not client.get("/api/jobs").json()["jobs"]
+
+
+def test_listen_errors_name_the_option_to_change():
+    """Defect: a host that cannot be bound said "choose another --port"."""
+    with pytest.raises(ReverieError, match=r"choose another --host"):
+        _bind("no-such-host.invalid", 0)
+    with pytest.raises(ReverieError, match=r"choose another --host"):
+        _bind("192.0.2.1", 0)  # TEST-NET: not an address of this machine
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(ReverieError, match=r"in use; choose another --port"):
+            _bind("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()

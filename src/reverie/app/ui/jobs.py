@@ -13,10 +13,16 @@ from typing import Any
 from reverie.errors import Cancelled, ReverieError
 
 KEPT_JOBS = 50  # finished jobs kept for the page; older ones are forgotten
+MAX_PENDING_JOBS = 32
+"""Queued and running jobs at once: a page (or a script) cannot queue work without end."""
 
 
 class Stopped(Cancelled):
     """Raised inside a job's work when the user pressed Stop."""
+
+
+class QueueFull(ReverieError):
+    """The queue holds its most pending jobs (the server answers 429)."""
 
 
 @dataclass
@@ -40,6 +46,14 @@ class Job:
     version: int = 0
     created: float = field(default_factory=time.time)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    cleanup: Callable[[], None] | None = None
+    """Called once the job can no longer run (done, failed, stopped, or the queue closed): it releases
+    what the job held, such as the uploads it reads."""
+
+    def release(self) -> None:
+        cleanup, self.cleanup = self.cleanup, None
+        if cleanup is not None:
+            cleanup()
 
     def show(self, png: bytes) -> None:
         self.image, self.version = png, self.version + 1
@@ -70,7 +84,8 @@ class Job:
 class JobQueue:
     """First in, first out, one job at a time: a render uses the whole machine."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING_JOBS) -> None:
+        self.max_pending = max_pending
         self._jobs: list[Job] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -79,9 +94,15 @@ class JobQueue:
         self._thread = threading.Thread(target=self._run, name="reverie-ui-jobs", daemon=True)
         self._thread.start()
 
-    def submit(self, kind: str, label: str, work: Callable[[Job], None]) -> Job:
-        job = Job(kind, label, work, f"job-{next(self._ids)}")
+    def submit(
+        self, kind: str, label: str, work: Callable[[Job], None], cleanup: Callable[[], None] | None = None
+    ) -> Job:
+        """Queue the work; QueueFull (nothing queued, `cleanup` not called) when the queue is full."""
         with self._wake:
+            pending = sum(j.state in ("queued", "running") for j in self._jobs)
+            if pending >= self.max_pending:
+                raise QueueFull(f"the queue is full ({pending} jobs): wait for one to finish or stop one")
+            job = Job(kind, label, work, f"job-{next(self._ids)}", cleanup=cleanup)
             self._jobs.append(job)
             self._forget_old()
             self._wake.notify()
@@ -98,15 +119,22 @@ class JobQueue:
     def stop(self, job: Job) -> None:
         with self._lock:
             job.stop_requested.set()
-            if job.state == "queued":
-                job.state = "stopped"
+            if job.state != "queued":
+                return
+            job.state = "stopped"
+        job.release()
 
     def close(self) -> None:
         with self._wake:
             self._closed = True
             for job in self._jobs:
                 job.stop_requested.set()
+            queued = [j for j in self._jobs if j.state == "queued"]
+            for job in queued:
+                job.state = "stopped"
             self._wake.notify()
+        for job in queued:
+            job.release()
         self._thread.join(timeout=30)
 
     def _next(self) -> Job | None:
@@ -132,6 +160,7 @@ class JobQueue:
                 state, error = "failed", f"{type(err).__name__}: {err}".splitlines()[0]
             with self._lock:
                 job.state, job.error = state, error
+            job.release()
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs if j.state not in ("queued", "running")]

@@ -26,6 +26,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reverie.app.ui import limits
 from reverie.errors import ReverieError
 from reverie.io.images import read_image
 
@@ -42,6 +43,10 @@ __all__ = [
     "SameOriginMiddleware",
     "check_look_upload",
     "check_upload",
+    "decode_upload",
+    "format_size",
+    "image_header",
+    "shown_name",
 ]
 
 MAX_UPLOAD_BYTES = 40 * 2**20
@@ -134,7 +139,10 @@ def _check_text(user_path: str) -> None:
 # ----------------------------------------------------------------------------------------------- uploads
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
+    """Bytes for a message: "40 MB", "64 KB", "512 bytes" (a small limit never prints as "0 MB")."""
+    if n < 2**10:
+        return f"{n} bytes"
     unit, scale = ("MB", 2**20) if n >= 2**20 else ("KB", 2**10)
     return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
 
@@ -143,28 +151,35 @@ def _check_size(data: bytes, max_bytes: int, what: str) -> None:
     if not data:
         raise ReverieError(f"the upload is empty (0 bytes): send the {what} again")
     if len(data) > max_bytes:
-        size, limit = _size(len(data)), _size(max_bytes)
+        size, limit = format_size(len(data)), format_size(max_bytes)
         if size == limit:  # just over the limit rounds to it: bytes show the difference
             size, limit = f"{len(data):,} bytes", f"{max_bytes:,} bytes"
         raise ReverieError(f"the upload is {size}; the limit is {limit}: send a smaller {what}")
 
 
+def shown_name(filename: str) -> str:
+    """An uploaded file's name as messages show it: no folders, one short line."""
+    return _shown(os.path.basename(filename.replace("\\", "/"))) or "the upload"
+
+
 def check_upload(data: bytes, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
     """An uploaded image as float32 RGB (H, W, 3), 0..1, after checking its size, its content (whatever
     its extension says) and its pixel count (before decoding)."""
-    _check_size(data, max_bytes, "image")
-    name = _shown(os.path.basename(filename.replace("\\", "/"))) or "the upload"
-    _check_header(data, name)
-    return _decode(data, name)
+    image_header(data, filename, max_bytes)
+    return decode_upload(data, filename)
 
 
-def _check_header(data: bytes, name: str) -> None:
+def image_header(data: bytes, filename: str, max_bytes: int | None = None) -> tuple[int, int, str]:
+    """(width, height, file extension) of an uploaded image from its header, after checking its size,
+    that it is an image (whatever its name says) and its pixel count; nothing is decoded."""
+    _check_size(data, MAX_UPLOAD_BYTES if max_bytes is None else max_bytes, "image")
+    name = shown_name(filename)
     not_image = f"{name} is not an image Reverie can read (PNG, JPEG, TIFF, ...): send an image file"
     try:
         with Image.open(io.BytesIO(data)) as im:
-            width, height = im.size
+            (width, height), fmt = im.size, (im.format or "image").lower()
     except Image.DecompressionBombError:  # Pillow's own, higher limit: same answer as ours
-        width, height = MAX_UPLOAD_PIXELS + 1, 1
+        (width, height), fmt = (MAX_UPLOAD_PIXELS + 1, 1), ""
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise ReverieError(not_image) from None
     if width * height > MAX_UPLOAD_PIXELS:
@@ -172,9 +187,11 @@ def _check_header(data: bytes, name: str) -> None:
             f"{name} has too many pixels (limit {MAX_UPLOAD_PIXELS // 1_000_000} megapixels): "
             "downscale it first"
         )
+    return width, height, {"jpeg": "jpg", "mpo": "jpg"}.get(fmt, fmt)
 
 
-def _decode(data: bytes, name: str) -> np.ndarray:
+def decode_upload(data: bytes, filename: str) -> np.ndarray:
+    """Decode a checked upload (see `image_header`) as float32 RGB (H, W, 3), 0..1."""
     # read_image takes only paths; going through a private temp file keeps one decoder for the CLI and
     # the UI (16-bit colour, EXIF orientation, strict truncation checks).
     with tempfile.TemporaryDirectory(prefix="reverie-upload-") as folder:
@@ -183,20 +200,17 @@ def _decode(data: bytes, name: str) -> np.ndarray:
         try:
             return read_image(path)
         except ReverieError as err:
-            raise ReverieError(str(err).replace(str(path), name)) from None
+            raise ReverieError(str(err).replace(str(path), shown_name(filename))) from None
 
 
-def check_look_upload(data: bytes, max_bytes: int = MAX_LOOK_BYTES) -> str:
-    """An uploaded look file as text (the caller parses the TOML)."""
+def check_look_upload(data: bytes, max_bytes: int = MAX_LOOK_BYTES) -> None:
+    """Refuse an uploaded look that is too large, binary, or shaped so that parsing it would take long
+    (see `limits.check_toml_shape`). Decoding and parsing are the look reader's (`Look.load`), the
+    same for the page and the command line."""
     _check_size(data, max_bytes, "look file")
-    binary = "the look upload is not a text file: send a look .toml file"
     if b"\0" in data:
-        raise ReverieError(binary)
-    try:
-        # utf-8-sig: some Windows editors start UTF-8 files with a byte-order mark that TOML refuses.
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ReverieError(binary + " saved as UTF-8") from None
+        raise ReverieError("the look upload is not a text file: send a look .toml file")
+    limits.check_toml_shape(data)
 
 
 # ------------------------------------------------------------------------------------------------ access
@@ -272,33 +286,39 @@ class AccessMiddleware:
 
     `?token=` with the right token answers 303 to the same address without it and sets an HttpOnly,
     SameSite=Strict cookie; later requests pass with that cookie or with `Authorization: Bearer <token>`.
-    WebSockets cannot follow a redirect, so they may also pass with `?token=`.
+    WebSockets cannot follow a redirect, so they may also pass with `?token=`. Wrong tokens count per
+    client address (`limits.SignInLimiter`): past the limit a client gets 429 until its wait is over.
     """
 
-    def __init__(self, app: ASGIApp, access: Access) -> None:
+    def __init__(self, app: ASGIApp, access: Access, limiter: limits.SignInLimiter | None = None) -> None:
         self.app = app
         self.access = access
+        self.limiter = limiter or limits.SignInLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.access.required:
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
-        query_token = conn.query_params.get("token")
-        if self._has_credentials(conn) or (scope["type"] == "websocket" and self.access.check(query_token)):
+        # A cookie is not a guess (it is derived from the token) and a stale one comes with every request
+        # of an old tab: it passes or is ignored, and never counts as a failed sign-in.
+        if self.access.check_cookie(conn.cookies.get(TOKEN_COOKIE)):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the client sees 403
-        elif query_token is not None and self.access.check(query_token):
-            await self._redirect_without_token(conn)(scope, receive, send)
+            return
+        presented, from_query = _presented_token(conn)
+        client = conn.client.host if conn.client else "unknown"
+        wait = None if presented is None else self.limiter.retry_after(client)
+        if wait is not None:  # checked before the token: a locked-out guesser learns nothing
+            await _refuse(scope, receive, send, _too_many_tries(scope["path"], wait))
+        elif presented is not None and self.access.check(presented):
+            if from_query and scope["type"] == "http":
+                await self._redirect_without_token(conn)(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
         else:
-            await _refusal(scope["path"])(scope, receive, send)
-
-    def _has_credentials(self, conn: HTTPConnection) -> bool:
-        scheme, _, value = conn.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and self.access.check(value.strip()):
-            return True
-        return self.access.check_cookie(conn.cookies.get(TOKEN_COOKIE))
+            if presented is not None:
+                self.limiter.failed(client)
+            await _refuse(scope, receive, send, _needs_token(scope["path"]))
 
     def _redirect_without_token(self, conn: HTTPConnection) -> Response:
         # Leading slashes collapsed: "//host/x" would be a redirect to another site.
@@ -312,11 +332,36 @@ class AccessMiddleware:
         return response
 
 
-def _refusal(path: str) -> Response:
+def _presented_token(conn: HTTPConnection) -> tuple[str | None, bool]:
+    """(the token the request offers, whether it came in the query): a Bearer header first."""
+    scheme, _, value = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip(), False
+    query = conn.query_params.get("token")
+    return query, query is not None
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    if scope["type"] == "websocket":  # closed before accept: the client sees 403
+        await send({"type": "websocket.close", "code": 1008})
+    else:
+        await response(scope, receive, send)
+
+
+def _needs_token(path: str) -> Response:
     headers = {"www-authenticate": "Bearer", "cache-control": "no-store"}
     if path.startswith("/api/"):
         return JSONResponse({"error": _NEEDS_TOKEN}, status_code=401, headers=headers)
     return HTMLResponse(_NEEDS_TOKEN_PAGE, status_code=401, headers=headers)
+
+
+def _too_many_tries(path: str, wait: int) -> Response:
+    message = f"too many wrong tokens or passwords from this address: try again in {wait} s"
+    headers = {"retry-after": str(wait), "cache-control": "no-store"}
+    if path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=429, headers=headers)
+    page = f"<!doctype html><meta charset=utf-8><title>Reverie: wait</title><p>{html.escape(message)}</p>"
+    return HTMLResponse(page, status_code=429, headers=headers)
 
 
 class SameOriginMiddleware:

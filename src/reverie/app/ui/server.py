@@ -7,20 +7,23 @@ only under the folders given with --root (`security.Roots`); uploads are checked
 
 from __future__ import annotations
 
-import io
-import itertools
+import errno
+import json
+import os
+import signal
 import socket
 import tempfile
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -29,12 +32,14 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from reverie.app.ui import security
-from reverie.app.ui.jobs import Job, JobQueue, Stopped
+from reverie.app.ui import limits, security
+from reverie.app.ui.jobs import Job, JobQueue, QueueFull, Stopped
+from reverie.app.ui.store import Busy, DecodeBudget, ImageStore, Upload, decoded_bytes, png
 from reverie.engine.painter import Painter
+from reverie.engine.still import _check_memory as check_memory  # the CLI's rule, before allocating
 from reverie.engine.still import finish
 from reverie.errors import ReverieError
-from reverie.io.images import fit_long_side, resize, write_image
+from reverie.io.images import fit_long_side, resize
 from reverie.look import COLOR_MODES, U_RANGE, Look
 from reverie.runtime import Runtime
 
@@ -43,22 +48,10 @@ UI_NETWORKS = ("vgg16", "vgg19")  # googlenet needs a checkpoint the user brings
 FARMS = ("local", "ray")
 LOOK_KEYS = ("u", "iterations", "size", "color", "network", "seed", "style_crop")
 PREVIEW_EVERY_S = 0.4  # a fresh preview image at most this often: PNG encoding costs time too
-THUMB_SIDE = 1024  # long side of images sent back to the page
-KEPT_IMAGES = 64
-
-
-@dataclass
-class Upload:
-    id: str
-    role: str
-    name: str
-    pixels: np.ndarray
-    path: Path
-    """The image as a PNG in the server's private upload folder (looks and farms read styles by path)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        h, w = self.pixels.shape[:2]
-        return {"id": self.id, "role": self.role, "name": self.name, "width": w, "height": h}
+FORM_OVERHEAD = 64 * 2**10
+"""Room for a multipart form's boundaries and fields around the file it carries."""
+UPLOAD_PATHS = {"/api/images": "MAX_UPLOAD_BYTES", "/api/looks/parse": "MAX_LOOK_BYTES"}
+"""Endpoints that take a file, and the `security` limit of that file (read when asked: tests set it)."""
 
 
 @dataclass
@@ -68,28 +61,12 @@ class State:
     """The page's engine: every preview, sweep and in-process shot reuses its network and targets."""
     queue: JobQueue
     folder: Path
-    images: dict[str, Upload] = field(default_factory=dict)
-    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    """Upload ids: img-1, img-2, ..."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """The server's private folder: uploaded images, thumbnails, looks being read."""
+    budget: DecodeBudget = field(default_factory=DecodeBudget)
+    images: ImageStore = field(init=False)
 
-    def add_image(self, role: str, name: str, pixels: np.ndarray) -> Upload:
-        image_id = f"img-{next(self.ids)}"
-        path = self.folder / f"{image_id}.png"
-        write_image(path, pixels)
-        upload = Upload(image_id, role, Path(name).name or role, pixels, path)
-        with self.lock:
-            self.images[image_id] = upload
-            while len(self.images) > KEPT_IMAGES:
-                self.images.pop(next(iter(self.images))).path.unlink(missing_ok=True)
-        return upload
-
-    def image(self, image_id: Any, role: str) -> Upload:
-        with self.lock:
-            upload = self.images.get(str(image_id))
-        if upload is None:
-            raise ReverieError(f"no {role} image is loaded: upload one first")
-        return upload
+    def __post_init__(self) -> None:
+        self.images = ImageStore(self.folder, self.budget)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -99,46 +76,41 @@ def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status_code=status)
 
 
-def _png(image: np.ndarray, side: int = THUMB_SIDE) -> bytes:
-    h, w = image.shape[:2]
-    if max(h, w) > side:
-        scale = side / max(h, w)
-        image = resize(image, (max(1, round(w * scale)), max(1, round(h * scale))))
-    pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def _png_response(data: bytes) -> Response:
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
+def body_limit(path: str) -> tuple[int, str]:
+    """(bytes, the message past them) for a request body on `path` (see `limits.BodyLimitMiddleware`)."""
+    if path in UPLOAD_PATHS:
+        limit = getattr(security, UPLOAD_PATHS[path])
+        return (
+            limit + FORM_OVERHEAD,
+            f"the upload is over the {security.format_size(limit)} limit: send a smaller file",
+        )
+    limit = security.MAX_LOOK_BYTES
+    return limit, f"the request is over the {security.format_size(limit)} limit: send the settings only"
+
+
 async def _json(request: Request) -> dict[str, Any]:
-    if int(request.headers.get("content-length") or 0) > security.MAX_LOOK_BYTES:
-        raise ReverieError("the request is too large: send the settings only")
+    body = await request.body()  # bounded while read: the body limit middleware
     try:
-        data = await request.json()
-    except ValueError:
-        raise ReverieError("the request is not valid JSON") from None
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+        raise ReverieError(
+            "the request is not valid JSON (or nests too deeply): send the settings only"
+        ) from None
     if not isinstance(data, dict):
         raise ReverieError("the request must be a JSON object")
     return data
 
 
 async def _upload(request: Request, limit: int) -> tuple[bytes, str, dict[str, str]]:
-    """The one file of a multipart form, refused before reading when the body is over the limit (a body
-    without a Content-Length could be endless, so it is refused too; browsers always send one)."""
-    if not (request.headers.get("content-length") or "").isdigit():
-        raise ReverieError("the upload has no Content-Length: send it from the page or with curl -F")
-    length = int(request.headers["content-length"])
-    if length > limit + 64 * 1024:
-        mb = length / 2**20
-        raise ReverieError(
-            f"the upload is {mb:.0f} MB; the limit is {limit / 2**20:.0f} MB: send a smaller file"
-        )
+    """The one file of a multipart form (the body is bounded while read, see `body_limit`)."""
     try:
         form = await request.form(max_files=1, max_fields=8)
+    except limits.BodyTooLarge:
+        raise
     except Exception:
         raise ReverieError("the upload could not be read: send one file as multipart/form-data") from None
     file = form.get("file")
@@ -163,13 +135,20 @@ def look_from_json(data: Any, style: Upload | None = None) -> Look:
 
 
 def _guarded(handler: Callable) -> Callable:
-    """User errors become one-line JSON errors with status 400 (403 for paths outside the roots)."""
+    """User errors become one-line JSON errors: 400, 403 for paths outside the roots, 429 when the queue
+    is full, 503 while the decode budget is full."""
 
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(request)
+        except limits.BodyTooLarge:
+            raise  # the body limit middleware answers it
         except security.OutsideRoots as err:
             return _error(str(err), 403)
+        except QueueFull as err:
+            return _error(str(err), 429)
+        except Busy as err:
+            return JSONResponse({"error": str(err)}, status_code=503, headers={"retry-after": "5"})
         except ReverieError as err:
             return _error(str(err))
         except Exception as err:  # a bug: the page gets one line, the server's log the traceback
@@ -188,33 +167,49 @@ def _live_image(job: Job, plate: np.ndarray, look: Look) -> Callable[[Any], None
 
     def show(event: Any) -> None:
         if time.monotonic() - shown[0] >= PREVIEW_EVERY_S:
-            job.show(_png(finish(event.image, plate, look.color, look.size)))
+            job.show(png(finish(event.image, plate, look.color, look.size)))
             shown[0] = time.monotonic()
 
     return show
 
 
-def preview_work(plate: np.ndarray, look: Look, painter: Painter) -> Callable[[Job], None]:
+@contextmanager
+def _painting(store: ImageStore, content: Upload, style: Upload) -> Iterator[np.ndarray]:
+    """The plate, decoded for the job's run, with the painting's bytes (the painter decodes it from its
+    file) reserved alongside: a job holds no pixels while it waits in the queue."""
+    with (
+        store.budget.hold(decoded_bytes(style.width, style.height), style.name),
+        store.decoded(content) as plate,
+    ):
+        yield plate
+
+
+def preview_work(
+    store: ImageStore, content: Upload, style: Upload, look: Look, painter: Painter
+) -> Callable[[Job], None]:
     """Paint the plate, showing the image as it improves; Stop ends it after the current iteration."""
 
     def work(job: Job) -> None:
-        job.show(_png(resize(plate, fit_long_side(plate.shape[1], plate.shape[0], look.size))))
-        live = _live_image(job, plate, look)
+        with _painting(store, content, style) as plate:
+            job.show(png(resize(plate, fit_long_side(plate.shape[1], plate.shape[0], look.size))))
+            live = _live_image(job, plate, look)
 
-        def on_iteration(event: Any) -> None:
-            job.progress(event.iteration, event.total)
-            live(event)
+            def on_iteration(event: Any) -> None:
+                job.progress(event.iteration, event.total)
+                live(event)
 
-        result = painter.stylize(
-            plate, None, look, output_size=look.size, callback=on_iteration,
-            should_stop=job.check_stop,
-        )  # fmt: skip
-        job.show(_png(result.image))
+            result = painter.stylize(
+                plate, None, look, output_size=look.size, callback=on_iteration,
+                should_stop=job.check_stop,
+            )  # fmt: skip
+            job.show(png(result.image))
 
     return work
 
 
-def sweep_work(plate: np.ndarray, look: Look, values: list[float], painter: Painter) -> Callable[[Job], None]:
+def sweep_work(
+    store: ImageStore, content: Upload, style: Upload, look: Look, values: list[float], painter: Painter
+) -> Callable[[Job], None]:
     """One tile per u, then the labelled grid (the same sheet as `reverie sweep`)."""
     from reverie.engine.sweep import Axis, axis_title, plan_sweep, render_tiles, total_iterations
     from reverie.io.sheet import contact_sheet
@@ -223,22 +218,23 @@ def sweep_work(plate: np.ndarray, look: Look, values: list[float], painter: Pain
 
     def work(job: Job) -> None:
         total, done = total_iterations(plan, painter.runtime.precision), [0]
-        live = _live_image(job, plate, look)
+        with _painting(store, content, style) as plate:
+            live = _live_image(job, plate, look)
 
-        def on_iteration(event: Any) -> None:
-            if job.check_stop():
-                raise Stopped
-            done[0] += 1
-            job.progress(done[0], total)
-            live(event)
+            def on_iteration(event: Any) -> None:
+                if job.check_stop():
+                    raise Stopped
+                done[0] += 1
+                job.progress(done[0], total)
+                live(event)
 
-        images = render_tiles(plate, plan, painter, on_iteration=on_iteration)
+            images = render_tiles(plate, plan, painter, on_iteration=on_iteration)
         grid = [[images[t.name] for t in row] for row in plan.rows()]
         captions = [[t.caption for t in row] for row in plan.rows()]
         sheet = contact_sheet(
             grid, plan.row_labels, plan.col_labels, captions, "Reverie sweep", axis_title(plan)
         )
-        job.show(_png(sheet, 2048))
+        job.show(png(sheet, 2048))
 
     return work
 
@@ -276,21 +272,23 @@ class _ShotEvents:
         pass
 
 
-def shot_work(spec: Any, look: Look, painter: Painter, farm: str, workers: int) -> Callable[[Job], None]:
+def shot_work(
+    roots: security.Roots, spec: Any, look: Look, painter: Painter, farm: str, workers: int
+) -> Callable[[Job], None]:
     """Render the shot on the chosen farm (resumable, as `reverie render`); thumbnails as frames land."""
     from reverie.farm.driver import render_batch
     from reverie.farm.executors import make_executor
     from reverie.io import colorspace as cs
     from reverie.io.sequences import read_frame
-    from reverie.pipeline.shot import open_clip, plan_target
+    from reverie.pipeline.shot import plan_target
     from reverie.pipeline.steps import Worker
 
     def work(job: Job) -> None:
-        clip = open_clip(spec)
+        clip = _confined_clip(roots, spec)  # again: the folder may have changed while the job waited
         target = plan_target(spec, clip)
 
         def thumbnail(number: int) -> bytes:
-            return _png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
+            return png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
 
         executor = make_executor(farm, workers=workers, worker=Worker(painter))
         try:
@@ -324,7 +322,9 @@ class _Api:
         return JSONResponse({
             "defaults": defaults, "colors": list(COLOR_MODES), "networks": list(UI_NETWORKS),
             "farms": list(FARMS), "u_min": U_RANGE[0], "u_max": U_RANGE[1],
-            "max_upload_mb": security.MAX_UPLOAD_BYTES // 2**20, "roots": self.state.roots.names(),
+            "max_upload_mb": security.MAX_UPLOAD_BYTES // 2**20,
+            "max_upload_bytes": security.MAX_UPLOAD_BYTES, "max_look_bytes": security.MAX_LOOK_BYTES,
+            "roots": self.state.roots.names(),
         })  # fmt: skip
 
     async def upload_image(self, request: Request) -> Response:
@@ -332,63 +332,76 @@ class _Api:
         role = fields.get("role", "content")
         if role not in ("content", "style"):
             raise ReverieError(f"unknown image role {role!r}: content or style")
-        pixels = await run_in_threadpool(security.check_upload, data, name, security.MAX_UPLOAD_BYTES)
-        upload = await run_in_threadpool(self.state.add_image, role, name, pixels)
+        upload = await run_in_threadpool(self.state.images.add_upload, data, name, role)
         return JSONResponse(upload.to_dict())
 
     async def show_image(self, request: Request) -> Response:
-        upload = self.state.image(request.path_params["image_id"], "such")
-        return _png_response(await run_in_threadpool(_png, upload.pixels))
+        upload = self.state.images.get(request.path_params["image_id"], "such")
+        try:
+            return _png_response(await run_in_threadpool(upload.thumb.read_bytes))
+        except FileNotFoundError:  # evicted between the look-up and the read
+            raise ReverieError("that image is no longer kept: upload it again") from None
 
     async def load_frame(self, request: Request) -> Response:
         data = await _json(request)
-        path = _shot_path(self.state.roots, str(data.get("path") or ""), "input")
+        text = str(data.get("path") or "")
         number = data.get("frame", 1)
-        if not isinstance(number, int) or number < 1:
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             raise ReverieError("the frame number must be a whole number from 1")
-        pixels = await run_in_threadpool(_read_frame, str(path), number)
-        upload = await run_in_threadpool(
-            self.state.add_image, "content", f"{path.name} frame {number}", pixels
-        )
+        path = _frame_path(self.state.roots, text, number)
+        upload = await run_in_threadpool(_load_frame, self.state.images, path, number)
         return JSONResponse(upload.to_dict())
 
-    def painting(self, data: dict[str, Any]) -> tuple[Upload, Look]:
-        """The plate and the look (with its painting) a preview or a sweep asks for."""
-        content, style = (
-            self.state.image(data.get("content"), "content"),
-            self.state.image(data.get("style"), "style"),
+    def painting(self, data: dict[str, Any]) -> tuple[Upload, Upload, Look]:
+        """The plate, the painting and the look a preview or a sweep asks for, checked to fit in memory
+        before anything is allocated (the command line's rule and message)."""
+        content = self.state.images.get(data.get("content"), "content")
+        style = self.state.images.get(data.get("style"), "style")
+        look = look_from_json(data.get("look"), style)
+        painter = self.state.painter
+        check_memory(
+            look, painter.runtime, painter.device, *fit_long_side(content.width, content.height, look.size)
         )
-        return content, look_from_json(data.get("look"), style)
+        return content, style, look
+
+    def _submit(self, kind: str, label: str, work: Callable[[Job], None], *uploads: Upload) -> Response:
+        """Queue the work, its uploads pinned until it ends (evicting them from the page cannot break it)."""
+        release = self.state.images.pin(*uploads)
+        try:
+            job = self.state.queue.submit(kind, label, work, cleanup=release)
+        except BaseException:
+            release()
+            raise
+        return JSONResponse({"job": job.to_dict()})
 
     async def previews(self, request: Request) -> Response:
         data = await _json(request)
-        content, look = self.painting(data)
+        content, style, look = self.painting(data)
         label = f"preview {look.describe_u()}, {look.size} px, {look.iterations} its"
-        job = self.state.queue.submit(
-            "preview", label, preview_work(content.pixels, look, self.state.painter)
-        )
-        return JSONResponse({"job": job.to_dict()})
+        work = preview_work(self.state.images, content, style, look, self.state.painter)
+        return self._submit("preview", label, work, content, style)
 
     async def sweeps(self, request: Request) -> Response:
         data = await _json(request)
-        content, look = self.painting(data)
         values = _u_values(data.get("u_values"))
+        content, style, look = self.painting(data)
         label = f"sweep u={','.join(f'{v:g}' for v in values)}, {look.size} px, {look.iterations} its"
-        job = self.state.queue.submit(
-            "sweep", label, sweep_work(content.pixels, look, values, self.state.painter)
-        )
-        return JSONResponse({"job": job.to_dict()})
+        work = sweep_work(self.state.images, content, style, look, values, self.state.painter)
+        return self._submit("sweep", label, work, content, style)
 
     async def shots(self, request: Request) -> Response:
         data = await _json(request)
-        spec = _shot_spec(self.state.roots, data)
-        look = look_from_json(data.get("look"), self.state.image(data.get("style"), "style"))
+        style = self.state.images.get(data.get("style"), "style")
+        look = look_from_json(data.get("look"), style)
         farm, workers = str(data.get("farm") or "local"), data.get("workers") or 1
         if farm not in FARMS or not isinstance(workers, int) or not 1 <= workers <= 64:
             raise ReverieError("choose the farm local or ray, and 1 to 64 workers")
+        roots = self.state.roots
+        spec = _shot_spec(roots, data)
+        await run_in_threadpool(_confined_clip, roots, spec)  # frames exist, lie under the roots
         label = f"shot {Path(spec.input).name} → {Path(spec.output).name}, {look.describe_u()}, {farm}"
-        job = self.state.queue.submit("shot", label, shot_work(spec, look, self.state.painter, farm, workers))
-        return JSONResponse({"job": job.to_dict()})
+        work = shot_work(roots, spec, look, self.state.painter, farm, workers)
+        return self._submit("shot", label, work, style)
 
     async def jobs(self, request: Request) -> Response:
         return JSONResponse({"jobs": [j.to_dict() for j in self.state.queue.jobs()]})
@@ -416,8 +429,8 @@ class _Api:
 
     async def parse_look(self, request: Request) -> Response:
         data, name, _ = await _upload(request, security.MAX_LOOK_BYTES)
-        text = security.check_look_upload(data, security.MAX_LOOK_BYTES)
-        look = Look.from_toml(text, source=Path(name).name)
+        # Off the event loop: even a bounded look takes the reader a while, and other tabs keep polling.
+        look = await run_in_threadpool(read_look, data, name, self.state.folder)
         return JSONResponse({"look": {k: _plain(getattr(look, k)) for k in LOOK_KEYS}})
 
     async def look_toml(self, request: Request) -> Response:
@@ -430,9 +443,15 @@ class _Api:
         return Response(look.to_toml(), media_type="application/toml", headers=headers)
 
 
-def build_app(state: State, access: security.Access, *, loopback_only: bool = True) -> Starlette:
+def build_app(
+    state: State,
+    access: security.Access,
+    *,
+    loopback_only: bool = True,
+    limiter: limits.SignInLimiter | None = None,
+) -> Starlette:
     """The page and its API. loopback_only: answer only to loopback host names (the server is bound
-    to 127.0.0.1 or ::1), which defeats DNS rebinding."""
+    to 127.0.0.1 or ::1), which defeats DNS rebinding. limiter: counts wrong tokens per client."""
 
     api = _Api(state)
     endpoints = [
@@ -455,7 +474,8 @@ def build_app(state: State, access: security.Access, *, loopback_only: bool = Tr
     routes.append(Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False)))
     middleware = [
         Middleware(security.SameOriginMiddleware, loopback_only=loopback_only),
-        Middleware(security.AccessMiddleware, access=access),
+        Middleware(security.AccessMiddleware, access=access, limiter=limiter),
+        Middleware(limits.BodyLimitMiddleware, limit_for=body_limit),
     ]
     return Starlette(routes=routes, middleware=middleware)
 
@@ -468,30 +488,41 @@ def _u_values(values: Any) -> list[float]:
     if not isinstance(values, list) or not 1 <= len(values) <= 9:
         raise ReverieError("give 1 to 9 values of u to sweep, e.g. 2,3,4,5,6")
     try:
-        out = [float(v) for v in values]
+        out = [float(v) for v in values if not isinstance(v, bool)]
     except (TypeError, ValueError):
-        raise ReverieError("the u values must be numbers, e.g. 2,3,4,5,6") from None
+        out = []
+    if len(out) != len(values):
+        raise ReverieError("the u values must be numbers, e.g. 2,3,4,5,6")
     for u in out:
         if not U_RANGE[0] <= u <= U_RANGE[1]:
             raise ReverieError(f"u={u:g} is outside {U_RANGE[0]:g}..{U_RANGE[1]:g}")
+    repeated = sorted({u for u in out if out.count(u) > 1})
+    if repeated:  # the command line's rule (`reverie sweep --u`): each tile of a sweep differs
+        shown = ", ".join(f"{u:g}" for u in repeated)
+        raise ReverieError(f"the u values repeat {shown}: each tile of a sweep must differ, e.g. 2,3,4,5,6")
     return out
 
 
 def _shot_spec(roots: security.Roots, data: dict[str, Any]) -> Any:
-    """The shot's input and output, both under the roots; checked before anything is queued."""
+    """The shot's input and output, both under the roots, and its frame range; checked before anything
+    is queued."""
     from reverie.io.extras import require_shots_extra
+    from reverie.io.sequences import parse_frame_range
     from reverie.pipeline.shot import ShotSpec
 
     require_shots_extra()
     source = _shot_path(roots, str(data.get("input") or ""), "input")
     output = _shot_path(roots, str(data.get("output") or ""), "output")
     frames = str(data.get("frames") or "").strip() or None
+    if frames is not None:
+        parse_frame_range(frames)  # "10-1" is refused now, not when the job runs
     return ShotSpec(input=str(source), output=str(output), frames=frames)
 
 
 def _shot_path(roots: security.Roots, text: str, role: str) -> Path:
     """A video or a frame pattern (plate.%04d.exr) under the roots. A pattern names no file itself, so
-    its folder is what must exist; a video input must exist."""
+    its folder is what must exist; a video input must exist. The frame files themselves are checked
+    when the shot is opened (`_confined_clip`)."""
     from reverie.io.sequences import parse_pattern
     from reverie.io.video import is_video
 
@@ -502,27 +533,83 @@ def _shot_path(roots: security.Roots, text: str, role: str) -> Path:
     return path
 
 
-def _read_frame(path: str, number: int) -> np.ndarray:
+def _frame_path(roots: security.Roots, text: str, number: int) -> Path:
+    """The file to read frame `number` from: a video, or the frame file of a pattern, which must itself
+    lie under the roots (a frame may be a link to a file outside them, though its folder is inside)."""
+    from reverie.io.sequences import parse_pattern
+
+    path = _shot_path(roots, text, "input")
+    pattern = parse_pattern(str(path))
+    if pattern is not None:
+        roots.resolve(str(pattern.path(number)), must_exist=False)
+    return path
+
+
+def _confined_clip(roots: security.Roots, spec: Any) -> Any:
+    """The shot opened (its frames found and their headers read), after checking that every file it
+    will read or write lies under the roots once links are followed: each input frame, and each output
+    frame, manifest, report or lock already there."""
+    from reverie.io.sequences import parse_pattern
+    from reverie.pipeline.shot import manifest_path, open_clip, stem
+
+    clip = open_clip(spec)
+    inputs = parse_pattern(spec.input)
+    outputs = parse_pattern(spec.output)
+    files = [inputs.path(n) for n in clip.frames] if inputs is not None else []
+    if outputs is not None:
+        side = [
+            manifest_path(outputs),
+            *(outputs.path(0).with_name(f"{stem(outputs)}.{e}") for e in ("report.json", "lock")),
+        ]
+        files += [p for p in (*(outputs.path(n) for n in clip.frames), *side) if os.path.lexists(p)]
+    for file in files:
+        roots.resolve(str(file), must_exist=False)
+    return clip
+
+
+def _load_frame(images: ImageStore, path: Path, number: int) -> Upload:
+    """Frame `number` of a video or sequence, decoded within the budget, kept as the page's plate."""
     from reverie.io import colorspace as cs
     from reverie.io.extras import require_shots_extra
     from reverie.pipeline.shot import ShotSpec, open_clip
 
     require_shots_extra()
-    clip = open_clip(ShotSpec(input=path, output="", frames=str(number)))
-    return cs.to_display(clip.read(number), clip.colorspace)
+    clip = open_clip(ShotSpec(input=str(path), output="", frames=str(number)))
+    width, height = clip.size
+    # The frame as read and its display copy, both float32 RGB.
+    with images.budget.hold(2 * decoded_bytes(width, height), f"{path.name} frame {number}"):
+        pixels = cs.to_display(clip.read(number), clip.colorspace)
+        return images.add_pixels(pixels, f"{path.name} frame {number}", "content")
+
+
+def read_look(data: bytes, name: str, folder: Path) -> Look:
+    """An uploaded look, read by the command line's own reader (`Look.load`: one rule for encodings,
+    a byte-order mark and bad TOML), after the page's checks of its size and shape."""
+    security.check_look_upload(data, security.MAX_LOOK_BYTES)
+    shown = security.shown_name(name)
+    with tempfile.TemporaryDirectory(prefix="look-", dir=folder) as private:
+        path = Path(private) / "look.toml"
+        path.write_bytes(data)
+        try:
+            return Look.load(path)
+        except ReverieError as err:
+            raise ReverieError(str(err).replace(str(path), shown)) from None
+        except RecursionError:  # the shape check bounds nesting; this is the reader's last word
+            raise ReverieError(f"{shown} nests too deeply: send a look saved by Reverie") from None
 
 
 # ------------------------------------------------------------------------------------------ serving
 
 
 def serve(host: str, port: int, roots: list[Path], password: str | None, runtime: Runtime) -> None:
-    """Check everything, print the address (and a generated token, once), then serve until Ctrl-C."""
+    """Check everything, print the address (and a generated token, once), then serve until Ctrl-C or
+    SIGTERM; either way the uploads' folder is removed and queued jobs are stopped."""
     import uvicorn
 
     access = security.Access.for_server(host, password)
     shared = security.Roots(roots)
     sock = _bind(host, port)
-    with tempfile.TemporaryDirectory(prefix="reverie-ui-") as folder:
+    with _sigterm_unwinds(), tempfile.TemporaryDirectory(prefix="reverie-ui-") as folder:
         state = State(shared, Painter(runtime), JobQueue(), Path(folder))
         app = build_app(state, access, loopback_only=security.is_loopback(host))
         address = f"http://{_display_host(host)}:{sock.getsockname()[1]}/"
@@ -536,18 +623,56 @@ def serve(host: str, port: int, roots: list[Path], password: str | None, runtime
             state.queue.close()
 
 
+class _Terminated(Exception):
+    """SIGTERM, raised where the main thread is, so that `with` blocks clean up as for Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While serving, SIGTERM unwinds the main thread like Ctrl-C does, instead of ending the process
+    where it stands (uvicorn stops gracefully on it, then raises it again with the default action)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    except _Terminated:
+        pass  # a normal end: the caller's folders are already cleaned up
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as err:
+    except (OSError, OverflowError) as err:
         sock.close()
         raise ReverieError(
-            f"cannot listen on {host}:{port} ({err.strerror}): choose another --port"
+            f"cannot listen on {host}:{port} ({_reason(err)}): {_bind_advice(err, port)}"
         ) from None
     return sock
+
+
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def _bind_advice(err: Exception, port: int) -> str:
+    """What to change: the port when it is taken (or privileged), the host for anything else (a name
+    that does not resolve, an address this machine does not have)."""
+    if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+        return "the port is in use; choose another --port (or 0 for any free one)"
+    if isinstance(err, PermissionError) and 0 < port < 1024:
+        return "ports below 1024 need privileges; choose another --port, e.g. 7860"
+    return "choose another --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
 
 
 def _display_host(host: str) -> str:
