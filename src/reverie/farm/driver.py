@@ -11,6 +11,7 @@ the work folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from reverie.engine.still import planned_iterations
 from reverie.errors import ReverieError
 from reverie.farm.executors import Executor, InProcess
 from reverie.io.images import atomic_write_bytes
+from reverie.io.outputs import check_new, output_lock
 from reverie.io.video import encode_video
 from reverie.look import Look
 from reverie.pipeline.manifest import Manifest, open_manifest
@@ -37,6 +39,7 @@ from reverie.pipeline.shot import (
     ShotEvents,
     ShotReport,
     ShotSpec,
+    check_not_over_inputs,
     display_frames,
     existing_frames,
     open_clip,
@@ -129,15 +132,16 @@ def render_batch(
     """Render every unfinished frame of every shot on the executor; then encode videos and write each
     shot's report beside its frames. All shots are checked before any work starts."""
     started = time.perf_counter()
-    farm = [
-        _prepare(spec, look, runtime, clip)
-        for (spec, look), clip in zip(shots, clips or [None] * len(shots), strict=True)
-    ]
-    total = sum(len(s.clip.frames) for s in farm)
-    events.batch_started(len(farm), total, sum(len(s.finished) for s in farm))
-    _Driver(farm, executor, events).run()
-    for shot in farm:
-        _finish(shot)
+    with contextlib.ExitStack() as locks:  # every shot's output is this batch's until it returns
+        farm = [
+            _prepare(spec, look, runtime, clip, locks)
+            for (spec, look), clip in zip(shots, clips or [None] * len(shots), strict=True)
+        ]
+        total = sum(len(s.clip.frames) for s in farm)
+        events.batch_started(len(farm), total, sum(len(s.finished) for s in farm))
+        _Driver(farm, executor, events).run()
+        for shot in farm:
+            _finish(shot)
     return FarmReport(farm, time.perf_counter() - started)
 
 
@@ -184,13 +188,21 @@ class _OneShot:
         pass
 
 
-def _prepare(spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip | None) -> FarmShot:
+def _prepare(
+    spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip | None, locks: contextlib.ExitStack
+) -> FarmShot:
     if not look.styles:
         raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
     clip = clip or open_clip(spec)
     target = plan_target(spec, clip)
+    check_not_over_inputs(spec, look, clip, target)
+    locks.enter_context(output_lock(target.lock_path, str(target.video or spec.output)))
     key = render_key(spec, look, target, runtime)
     manifest = open_manifest(target.manifest_path, key, existing_frames(target, clip), force=spec.force)
+    if target.video is not None and not manifest.path.exists():
+        # No manifest of this render vouches for a video already there: someone else's file.
+        check_new(target.video, force=spec.force)
+    manifest.save()  # before the first frame, so that every state a kill can leave resumes
     # The work folder is named after the render's key, so raw frames of another look never mix in.
     work = target.manifest_path.with_name(f"{stem(target.pattern)}.work-{_digest(key)}")
     if spec.force and work.exists():

@@ -21,6 +21,8 @@ import logging
 import multiprocessing
 import os
 import socket
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -35,6 +37,7 @@ FARMS = ("local", "ray")
 DEFAULT_RETRIES = 3
 """Times a step is tried again after its worker died (a crash, a kill, a lost node)."""
 _CONNECT_SECONDS = 5.0
+_ORPHAN_CHECK_SECONDS = 0.5
 
 
 class Executor(Protocol):
@@ -111,7 +114,7 @@ class LocalProcesses:
             self.count,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(self.share, self.build_network),
+            initargs=(self.share, self.build_network, os.getpid()),
         )
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
@@ -373,10 +376,25 @@ _WORKER: Worker | None = None
 """A local worker process's one Worker, made by the pool's initializer as the process starts."""
 
 
-def _start_worker(threads: int, build_network: NetworkBuilder | None) -> None:
+def _start_worker(threads: int, build_network: NetworkBuilder | None, driver: int) -> None:
     global _WORKER
+    _die_with(driver)
     _set_threads(threads)
     _WORKER = Worker(build_network=build_network)
+
+
+def _die_with(driver: int) -> None:
+    """End this worker process when its driver is gone, however the driver ended (kill -9 included): a
+    pool's workers otherwise wait on their queue for ever, each holding a network. Checked twice a
+    second, so an orphan paints at most that long; what it was writing is atomic, and its frame is not
+    in the manifest, so the next run paints it again."""
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(_ORPHAN_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="reverie-driver-watch", daemon=True).start()
 
 
 def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:

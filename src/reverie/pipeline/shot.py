@@ -23,6 +23,7 @@ from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io import colorspace as cs
 from reverie.io.images import check_location
+from reverie.io.outputs import check_not_an_input
 from reverie.io.sequences import (
     SequencePattern,
     check_frame_writable,
@@ -95,6 +96,11 @@ class Target:
     @property
     def report_path(self) -> Path:
         return self.pattern.path(0).with_name(f"{stem(self.pattern)}.report.json")
+
+    @property
+    def lock_path(self) -> Path:
+        """Held by the render writing here (see `reverie.io.outputs`): paint.%04d.exr -> paint.lock."""
+        return self.pattern.path(0).with_name(f"{stem(self.pattern)}.lock")
 
 
 class ShotEvents(Protocol):
@@ -232,6 +238,19 @@ def render_key(spec: ShotSpec, look: Look, target: Target, runtime: Runtime) -> 
     if look.temporal_weight > 0:  # where chunks of a chain cross-fade changes the frames there
         key["chunks"] = [spec.chunk, spec.chunk_overlap]
     return key
+
+
+def check_not_over_inputs(spec: ShotSpec, look: Look, clip: Clip, target: Target) -> None:
+    """Refuse, even with --force, a render whose output would write over one of its inputs: the video
+    or plates it reads (under any name), or a painting, mask or u map of its look."""
+    if is_video(spec.input):
+        plates = [Path(spec.input)]
+    else:
+        plates = [require_pattern(spec.input).path(n) for n in clip.frames]
+    inputs: list[str | Path] = [*plates, *look.styles, *look.style_masks, *([look.u_map] if look.u_map else [])]
+    outputs = [target.pattern.path(n) for n in clip.frames]
+    outputs += [target.manifest_path, target.report_path, target.lock_path]
+    check_not_an_input([*outputs, *([target.video] if target.video else [])], inputs)
 
 
 def existing_frames(target: Target, clip: Clip) -> list[Path]:
