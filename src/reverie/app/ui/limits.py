@@ -81,8 +81,10 @@ class BodyLimitMiddleware:
 
 
 def _too_large(message: str) -> JSONResponse:
-    # Connection: close, so the server does not wait for the rest of a body nobody will read.
-    return JSONResponse({"error": message}, status_code=413, headers={"connection": "close"})
+    # No "Connection: close": closing a socket with unread data resets it, and a client still sending
+    # would lose the answer. uvicorn discards the rest of the body instead (nothing is buffered) until
+    # its keep-alive timeout, as nginx's lingering close does.
+    return JSONResponse({"error": message}, status_code=413)
 
 
 # ------------------------------------------------------------------------------------------ look files

@@ -177,10 +177,7 @@ def _live_image(job: Job, plate: np.ndarray, look: Look) -> Callable[[Any], None
 def _painting(store: ImageStore, content: Upload, style: Upload) -> Iterator[np.ndarray]:
     """The plate, decoded for the job's run, with the painting's bytes (the painter decodes it from its
     file) reserved alongside: a job holds no pixels while it waits in the queue."""
-    with (
-        store.budget.hold(decoded_bytes(style.width, style.height), style.name),
-        store.decoded(content) as plate,
-    ):
+    with store.decoded(content, style) as plate:
         yield plate
 
 
@@ -424,8 +421,8 @@ class _Api:
         return _png_response(job.image)
 
     async def job_frame(self, request: Request) -> Response:
-        png = self._job(request).frames.get(request.path_params["number"])
-        return _png_response(png) if png is not None else _error("that frame is not finished yet", 404)
+        thumb = self._job(request).frames.get(request.path_params["number"])
+        return _png_response(thumb) if thumb is not None else _error("that frame is not finished yet", 404)
 
     async def parse_look(self, request: Request) -> Response:
         data, name, _ = await _upload(request, security.MAX_LOOK_BYTES)
@@ -653,6 +650,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # now: a client that reads the printed address may connect at once
     except (OSError, OverflowError) as err:
         sock.close()
         raise ReverieError(

@@ -32,8 +32,9 @@ KEPT_IMAGES = 64
 KEPT_BYTES = 2 * 2**30
 """Encoded bytes (originals and thumbnails) kept on disk; the oldest images go first."""
 BYTES_PER_PIXEL = 3 * 4  # float32 RGB, as `read_image` returns it
-DECODE_BUDGET = 2 * security.MAX_UPLOAD_PIXELS * BYTES_PER_PIXEL
-"""Decoded bytes alive at once: a running job's plate and painting plus an upload being checked."""
+DECODE_BUDGET = 3 * security.MAX_UPLOAD_PIXELS * BYTES_PER_PIXEL
+"""Decoded bytes alive at once (~2.1 GiB): a running job's plate and painting, and an upload being
+checked, all of the largest size allowed."""
 DECODE_WAIT_S = 30.0
 
 
@@ -153,8 +154,12 @@ class ImageStore:
         return upload
 
     def pin(self, *uploads: Upload) -> Callable[[], None]:
-        """Keep the uploads' files until the returned release is called (once; later calls do nothing)."""
+        """Keep the uploads' files until the returned release is called (once; later calls do nothing).
+        An upload already evicted (by another request since it was looked up) is refused."""
         with self._lock:
+            gone = next((u for u in uploads if u.evicted), None)
+            if gone is not None:
+                raise ReverieError(f"the {gone.role} image {gone.name} is no longer kept: upload it again")
             for upload in uploads:
                 upload.pins += 1
         released = threading.Event()
@@ -172,9 +177,12 @@ class ImageStore:
         return release
 
     @contextmanager
-    def decoded(self, upload: Upload) -> Iterator[np.ndarray]:
-        """The image's pixels, decoded from its file within the budget, for as long as the block runs."""
-        with self.budget.hold(decoded_bytes(upload.width, upload.height), upload.name):
+    def decoded(self, upload: Upload, *alongside: Upload) -> Iterator[np.ndarray]:
+        """The image's pixels, decoded from its file within the budget, for as long as the block runs;
+        the bytes of `alongside` (images the block decodes elsewhere, such as the painter's painting)
+        are reserved with them, at once."""
+        need = sum(decoded_bytes(u.width, u.height) for u in (upload, *alongside))
+        with self.budget.hold(need, upload.name):
             yield read_image(upload.path)
 
     def held_bytes(self) -> int:

@@ -152,12 +152,19 @@ function updateULabel() {
 
 // ---- uploads -----------------------------------------------------------------------------------
 
+// Sizes as the server words them: "40 MB", "64 KB" (a small limit never reads "0 MB").
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const [unit, scale] = bytes >= 1024 * 1024 ? ["MB", 1024 * 1024] : ["KB", 1024];
+  return `${(bytes / scale).toFixed(1).replace(/\.0$/, "")} ${unit}`;
+}
+
 // The server checks again; this only spares a long upload that would be refused.
 function checkUpload(file, mustBeImage) {
-  const limit = state.options && state.options.max_upload_mb;
-  if (limit && file.size > limit * 1024 * 1024) {
-    const size = (file.size / 1024 / 1024).toFixed(1);
-    throw new Error(`${file.name} is ${size} MB, over the ${limit} MB limit: use a smaller file`);
+  const options = state.options || {};
+  const limit = mustBeImage ? options.max_upload_bytes : options.max_look_bytes;
+  if (limit && file.size > limit) {
+    throw new Error(`${file.name} is ${formatSize(file.size)}, over the ${formatSize(limit)} limit: use a smaller file`);
   }
   // Some image types (EXR, DPX) have no MIME type in browsers: those are left to the server.
   if (mustBeImage && file.type && !file.type.startsWith("image/")) {
