@@ -433,6 +433,44 @@ def test_a_frame_whose_worker_always_dies_is_reported_and_the_rest_finish(shot, 
     assert json.loads((out / "paint.report.json").read_text())["failed"].keys() == {"2"}
 
 
+@pytest.mark.vgg
+def test_a_node_lost_mid_shot_has_its_frames_painted_on_another(shot, tmp_path, monkeypatch):
+    """A whole Ray node dies (its raylet, object store and workers), not only a worker process: on a
+    cluster of three nodes on loopback (a head without CPUs, two nodes of one CPU), the node painting
+    alongside the other is removed as the first frame lands; every frame is still recorded once."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    farm = None
+    try:
+        cluster.add_node(num_cpus=1)
+        doomed = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        farm = RayFarm(cluster.address, workers=None, threads=1, retries=3)
+        assert len(farm.actors) == 2
+
+        class Losing(Events):
+            def frame_finished(self, shot_name, number, entry) -> None:
+                super().frame_finished(shot_name, number, entry)
+                if doomed in cluster.worker_nodes:
+                    cluster.remove_node(doomed, allow_graceful=False)
+
+        events, out = Losing(), tmp_path / "out"
+        look = shot[1].replace(iterations=30, temporal_weight=0)
+        report = render_batch(
+            [(ShotSpec(shot[0], str(out / "paint.%04d.png")), look)], Runtime(), farm, events
+        )
+        alive = farm.workers()  # the lost node's actor cannot come back: no other node has a free CPU
+    finally:
+        if farm is not None:
+            farm.close()
+        cluster.shutdown()
+    assert doomed not in cluster.worker_nodes and alive == 1 and not report.failed
+    assert sorted(n for _, n in events.finished) == [1, 2, 3, 4, 5, 6]  # each recorded once
+    assert all(f.shape == (32, 40, 3) for f in frames_of(out / "paint.%04d.png", 6))
+
+
 class _CrashOn:
     """A Ray farm whose worker process exits hard whenever it paints one frame."""
 

@@ -131,6 +131,8 @@ def _holder(fd: int) -> str:
     """Who holds the lock, as its file says (it may not have written it yet)."""
     try:
         record = json.loads(os.pread(fd, 4096, 0))
+        if (record["host"], record["pid"]) == (socket.gethostname(), os.getpid()):
+            return "this very command (two shots, or two jobs, with one output)"
         return f"{record['command']!r} on {record['host']}, pid {record['pid']}, since {record['since']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "another render"
