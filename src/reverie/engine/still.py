@@ -144,7 +144,7 @@ def paint(
     plate = _as_array(content, "content")
     styles = [_as_array(s, "style") for s in _style_list(style, look)]
     work_w, work_h = fit_long_side(plate.shape[1], plate.shape[0], look.size)
-    _check_memory(look, painter.runtime, painter.device, work_w, work_h)
+    check_memory(look, painter.runtime, painter.device, work_w, work_h)
     net, weights_source = painter.network(look.network, look.pooling)
     check_layers(look.network, _layer_names(net), look.layers())
     guides = read_guides(look, plate.shape)  # once: every pass and tile resizes these
@@ -490,7 +490,9 @@ def _init_image(look: Look, size: tuple[int, int], device: torch.device) -> torc
     return color.luminance_image(tensor) if look.color == "content" else tensor
 
 
-def _check_memory(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> None:
+def check_memory(look: Look, runtime: Runtime, device: torch.device, width: int, height: int) -> None:
+    """Refuse, before anything is allocated, a working size of `look` that would not fit in memory; the
+    message names the --size that fits. Shells that only know the plate's size call it too."""
     budget = runtime.max_memory or available_memory(device)
     layers = (*look.layers().content, *look.layers().style)
     need = estimate_bytes(look.network, height, width, layers, history=look.lbfgs_history)

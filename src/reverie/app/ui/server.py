@@ -36,7 +36,7 @@ from reverie.app.ui import limits, security
 from reverie.app.ui.jobs import Job, JobQueue, QueueFull, Stopped
 from reverie.app.ui.store import Busy, DecodeBudget, ImageStore, Upload, decoded_bytes, png
 from reverie.engine.painter import Painter
-from reverie.engine.still import _check_memory as check_memory  # the CLI's rule, before allocating
+from reverie.engine.still import check_memory  # the CLI's rule, before allocating
 from reverie.engine.still import finish
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, resize
