@@ -12,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import tomllib
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import tomli_w
 
 from reverie.errors import ReverieError
+from reverie.textfile import KB, parse_toml, read_text
 
 NETWORKS = ("vgg16", "vgg19", "googlenet")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -35,6 +35,10 @@ U_RANGE = (-2.0, 10.0)
 U_USEFUL = "1 (a photo with a hint of paint) to 6 (the painting's texture everywhere)"
 
 LOOK_VERSION = 1
+
+MAX_LOOK_BYTES = 64 * KB
+"""A look is about 1 KB of TOML; the web page's uploads have the same limit."""
+_LOOK_FIX = "give a TOML look file saved with --save-look"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,24 @@ DEFAULT_LAYERS: dict[str, Layers] = {
     ),
 }
 """Each network's default layers; a look's own `content_layers`, `style_layers` override them."""
+
+
+def _vgg(blocks: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(f"conv{b}_{c}" for b, n in enumerate(blocks, 1) for c in range(1, n + 1))
+
+
+NETWORK_LAYERS: dict[str, tuple[str, ...]] = {
+    "vgg16": _vgg((2, 2, 3, 3, 3)),
+    "vgg19": _vgg((2, 2, 4, 4, 4)),
+    "googlenet": (
+        "conv1",
+        "conv2",
+        "conv3",
+        *(f"inception{n}" for n in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")),
+    ),
+}
+"""Each network's layer names, in network order: a look is checked against them before any network is
+loaded (`reverie.nets` builds the networks; a test holds the two to the same names)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +151,9 @@ class Look:
     version: int = field(default=LOOK_VERSION, repr=False)
 
     def __post_init__(self) -> None:
+        for name, value in _coerce(self.__dict__).items():  # lists from Python callers, as from TOML
+            if value is not getattr(self, name):
+                object.__setattr__(self, name, value)
         _validate(self)
         _normalise_numbers(self)
 
@@ -186,36 +211,18 @@ class Look:
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "look") -> Look:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise ReverieError(f"{source} is not valid TOML: {err}") from None
-        return cls.from_dict(data, source=source)
+        """A look from TOML text; nothing in it (nesting, huge or non-finite numbers) gets past one line."""
+        return cls.from_dict(parse_toml(text, source, _LOOK_FIX), source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> Look:
-        path = Path(path)
-        text = read_text_file(path, "look file", "a TOML look file saved with --save-look")
+        text = read_text(path, "look file", _LOOK_FIX, limit=MAX_LOOK_BYTES)
         return cls.from_toml(text, source=str(path))
 
     def hash(self) -> str:
         """A stable content hash: the same choices give the same hash on every machine and version."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def read_text_file(path: Path, what: str, expected: str) -> str:
-    """A user's UTF-8 text file (a look, a batch of shots); what is wrong with it in one line."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReverieError(f"{what} {path} does not exist: check the path and the spelling") from None
-    except IsADirectoryError:
-        raise ReverieError(f"{what} {path} is a directory: give {expected}") from None
-    except UnicodeDecodeError:
-        raise ReverieError(f"{what} {path} is not a UTF-8 text file: give {expected}") from None
-    except OSError as err:
-        raise ReverieError(f"cannot read {what} {path}: {err.strerror}") from None
 
 
 _FLOAT_FIELDS = ("u", "style_scale", "tv_weight", "adam_lr", "temporal_weight")
@@ -263,6 +270,7 @@ def _validate(look: Look) -> None:
     _check_int(look.refine_iterations, "refine_iterations", 1, 100_000)
     if not isinstance(look.init, str) or not look.init:
         raise ReverieError(f"init must be one of {', '.join(INIT_MODES)} or an image path")
+    _check_lists(look)
     for name in ("style_scale", "tv_weight", "adam_lr", "temporal_weight"):
         _check_number(getattr(look, name), name)
     if look.first_iterations is not None:
@@ -280,23 +288,46 @@ def _validate(look: Look) -> None:
 
 
 def _check_number(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ReverieError(f"{name} must be a finite number, got {value!r}")
+    # abs() <= the largest float: refuses nan, inf and an int too large to become a float.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not abs(value) <= sys.float_info.max:
+        raise ReverieError(f"{name} must be a finite number, got {_shown(value)}")
 
 
 def _check_int(value: Any, name: str, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ReverieError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+        raise ReverieError(f"{name} must be a whole number from {lo} to {hi}, got {_shown(value)}")
 
 
 def _check_choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ReverieError(f"unknown {name} {value!r}: choose {' or '.join(choices)}")
+        raise ReverieError(f"unknown {name} {_shown(value)}: choose {' or '.join(choices)}")
+
+
+def _check_lists(look: Look) -> None:
+    """A list setting given one value (styles = "a.png") would otherwise be read letter by letter."""
+    for name in _TUPLE_FIELDS:
+        value = getattr(look, name)
+        if not isinstance(value, tuple) and not (value is None and name == "style_crop"):
+            raise ReverieError(f"{name} must be a list, e.g. {name} = [...], got {_shown(value)}")
+
+
+def _check_paths(values: tuple[Any, ...], name: str) -> None:
+    for value in values:
+        if not isinstance(value, str) or not value:
+            raise ReverieError(f"{name} must be image paths (text in quotes), got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A user's value in a message, at most one short line of it."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _validate_styles(look: Look) -> None:
-    if not all(isinstance(s, str) and s for s in look.styles):
-        raise ReverieError("styles must be image paths")
+    _check_paths(look.styles, "styles")
+    _check_paths(look.style_masks, "style_masks")
+    if look.u_map is not None:
+        _check_paths((look.u_map,), "u_map")
     if look.style_masks and look.styles and len(look.style_masks) != len(look.styles):
         n, m = len(look.style_masks), len(look.styles)
         raise ReverieError(f"{n} masks for {m} styles: give one --mask per --style, in the same order")
@@ -314,9 +345,16 @@ def _validate_styles(look: Look) -> None:
 def _validate_layers(look: Look) -> None:
     if len(look.style_layer_weights) != len(look.style_layers):
         raise ReverieError("style_layer_weights must give one weight per style layer (or leave both empty)")
+    known = NETWORK_LAYERS[look.network]
     for name in (*look.content_layers, *look.style_layers):
         if not isinstance(name, str) or not name:
-            raise ReverieError(f"layer {name!r} is not a layer name like conv4_2")
+            raise ReverieError(f"layer {_shown(name)} is not a layer name like {known[-4]}")
+        if name not in known:
+            raise ReverieError(f"{look.network} has no layer {_shown(name)}; its layers: {', '.join(known)}")
+    for w in look.style_layer_weights:
+        _check_number(w, "style layer weight")
+    if look.style_layer_weights and (min(look.style_layer_weights) < 0 or sum(look.style_layer_weights) <= 0):
+        raise ReverieError("style layer weights must be >= 0 and not all zero")
 
 
 def _validate_crop(crop: tuple[float, ...]) -> None:

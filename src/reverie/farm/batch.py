@@ -41,7 +41,6 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -53,9 +52,10 @@ from reverie.io.colorspace import resolve_colorspace
 from reverie.io.images import check_input_file
 from reverie.io.sequences import parse_frame_range, parse_pattern, require_pattern
 from reverie.io.video import check_codec, default_video_codec, is_video
-from reverie.look import INIT_MODES, Look, read_text_file
+from reverie.look import INIT_MODES, Look
 from reverie.pipeline.plan import check_chunking
 from reverie.pipeline.shot import ShotSpec, manifest_path, open_clip
+from reverie.textfile import MB, load_toml
 
 SPEC_KEYS = frozenset(f.name for f in fields(ShotSpec))
 LOOK_KEYS = frozenset(f.name for f in fields(Look)) - {"version"}  # a file format's concern, not a choice
@@ -66,6 +66,8 @@ _SPEC_TYPES = get_type_hints(ShotSpec)
 _TYPE_WORDS = {str: "a string", bool: "true or false", int: "a whole number", float: "a number"}
 _ENCODERS = ("prores", "h264")
 _TABLES = ("defaults", "shot")
+MAX_BATCH_BYTES = 4 * MB
+"""Thousands of shots; a batch is written by hand or by a script, not a dump of data."""
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,10 @@ def load_batch(path: str | Path, base: Look | None = None, **spec_overrides: Any
 
 
 def _read(path: Path) -> dict[str, Any]:
-    text = read_text_file(path, "batch file", "a TOML file of shots")
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise _one_line(f"batch file {path} is not valid TOML: {err}") from None
+        return load_toml(path, "batch file", "give a TOML file of shots", limit=MAX_BATCH_BYTES)
+    except ReverieError as err:
+        raise _one_line(str(err)) from None
 
 
 def _structure(data: dict[str, Any], path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -49,17 +49,19 @@ class Manifest:
 
 def load_manifest(path: Path) -> Manifest | None:
     """The manifest at `path`, or None when there is none. A damaged one is a one-line error."""
+    from reverie.textfile import MB, load_json
+
+    fix = "move it away, or pass --force to render the shot anew"
+    if not os.path.lexists(path):
+        return None
+    # The bounded reader: any size, nesting or number in the file ends in one line. NaN may be there:
+    # the losses of a frame that diverged are recorded as they were.
+    data = load_json(path, "the render manifest", fix, limit=256 * MB, finite=False)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         frames = {int(n): dict(entry) for n, entry in data["frames"].items()}
         return Manifest(path, dict(data["key"]), frames)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise ReverieError(
-            f"the render manifest {path} is damaged or not Reverie's: move it away, or pass --force to "
-            "render the shot anew"
-        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ReverieError(f"the render manifest {path} is damaged or not Reverie's: {fix}") from None
 
 
 def open_manifest(path: Path, key: dict[str, Any], existing: list[Path], *, force: bool) -> Manifest:
