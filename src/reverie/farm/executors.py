@@ -329,21 +329,59 @@ def check_options(
 
 
 def check_reachable(address: str) -> None:
-    """Fail in seconds, in one line, when nothing listens at HOST:PORT (Ray itself retries for minutes)."""
+    """Fail in seconds, in one line, when nothing listens at HOST:PORT or what listens is not Ray (Ray
+    itself retries for minutes, printing its native log lines)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise ReverieError(
             f"--address {address!r} must be HOST:PORT, e.g. 10.0.0.5:6379 (the head's GCS port)"
         )
     try:
-        with socket.create_connection((host, int(port)), timeout=_CONNECT_SECONDS):
-            pass
+        conn = socket.create_connection((host, int(port)), timeout=_CONNECT_SECONDS)
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise ReverieError(
             f"no Ray cluster answers at {address} ({reason}): start one there with "
             f"`ray start --head --port {port}`, or check the address and the firewall"
         ) from None
+    with conn:
+        # With TLS on (Ray's RAY_USE_TLS) the server expects a TLS handshake first: no plain probe then.
+        problem = None if _ray_tls() else _grpc_problem(conn)
+    if problem is not None:
+        raise ReverieError(
+            f"{host}:{port} answers but is not a Ray cluster: {problem}; give the head's GCS address "
+            "(`ray start --head` prints it, port 6379 by default)"
+        )
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(3) + b"\x04" + bytes(5)
+"""An HTTP/2 client's first bytes: the magic, then an empty SETTINGS frame (RFC 9113, section 3.4)."""
+_PROBE_SECONDS = 2.0
+
+
+def _grpc_problem(conn: socket.socket) -> str | None:
+    """Ray's GCS (and Ray Client's server) speak gRPC, which is HTTP/2: to a client's preface, an HTTP/2
+    server answers with its own SETTINGS frame (a 9-byte header: length, type 4, flags, stream 0).
+    None when it does; otherwise what it did instead, in words."""
+    conn.settimeout(_PROBE_SECONDS)
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9 and (chunk := conn.recv(9 - len(head))):
+            head += chunk
+    except TimeoutError:
+        return f"it said nothing in {_PROBE_SECONDS:g} s to a gRPC greeting"
+    except OSError as err:
+        return f"it dropped the connection at a gRPC greeting ({err.strerror or type(err).__name__})"
+    if len(head) < 9:
+        return "it closed the connection at a gRPC greeting"
+    if head[3] != 4 or head[5:9] != bytes(4):
+        return "it does not speak gRPC (HTTP/2)"
+    return None
+
+
+def _ray_tls() -> bool:
+    return os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true")
 
 
 def _connect(ray: Any, address: str) -> None:
