@@ -25,8 +25,8 @@ from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.farm.executors import DEFAULT_RETRIES
 from reverie.io.extras import require_shots_extra
-from reverie.io.images import atomic_write_bytes
-from reverie.look import Look
+from reverie.io.images import atomic_write_bytes, image_size
+from reverie.look import INIT_MODES, Look, crop_box
 from reverie.runtime import Runtime
 
 if TYPE_CHECKING:  # the shot modules import the shots extra's packages
@@ -38,10 +38,12 @@ if TYPE_CHECKING:  # the shot modules import the shots extra's packages
 class _FarmProgress:
     """One Rich bar for the whole batch (frames done, frames per minute, workers alive, ETA) and, when
     frames are painted in this process, one for the current frame's iterations. Implements
-    `reverie.farm.driver.FarmEvents`."""
+    `reverie.farm.driver.FarmEvents`. The heading and bars show once the batch starts: a shot the farm
+    refuses (its output, a manifest) is then the only line printed. An error that ends them clears
+    the bars."""
 
-    def __init__(self, console: Console, in_process: bool) -> None:
-        self.console = console
+    def __init__(self, console: Console, in_process: bool, heading: list[str]) -> None:
+        self.console, self.heading, self.shown = console, heading, False
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -56,6 +58,10 @@ class _FarmProgress:
         self.done, self.alive, self.last = 0, 0, ""
 
     def batch_started(self, shots: int, frames: int, finished: int) -> None:
+        for line in self.heading:
+            self.console.print(line)
+        self.progress.start()
+        self.shown = True
         label = f"frames of {shots} shots" if shots > 1 else "frames"
         self.progress.update(self.frames, total=frames, completed=finished, description=label)
 
@@ -87,11 +93,16 @@ class _FarmProgress:
         self.progress.update(self.frames, info=f"{rate}{self.alive} workers{self.last}")
 
     def __enter__(self) -> _FarmProgress:
-        self.progress.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+    def __exit__(self, error: type[BaseException] | None, *exc: object) -> None:
+        if not self.shown:  # (a stopped Progress still prints a line to a file)
+            return
+        if error is None:
+            self.progress.stop()
+        else:  # cleared: the error's line says what happened, frozen bars would not
+            self.progress.live.transient = True
+            self.progress.live.stop()
 
 
 @dataclass(frozen=True)
@@ -125,8 +136,10 @@ def render_cli(
         raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
     console = Console(stderr=True, quiet=quiet)
     clips = [open_clip(spec) for spec, _ in shots]
+    heading = []
     for (spec, look), clip in zip(shots, clips, strict=True):
-        console.print(
+        _check_look_inputs(look, clip)
+        heading.append(
             f"{spec.input}: {len(clip.frames)} frames, {clip.size[0]}x{clip.size[1]}, {clip.fps:g} fps, "
             f"{clip.colorspace} · {look.describe_u()} · {look.network} · {look.size} px · "
             f"temporal weight {look.temporal_weight:g}"
@@ -137,7 +150,7 @@ def render_cli(
         farm.farm, workers=farm.workers, address=farm.address, threads=farm.threads, retries=farm.retries
     )
     try:
-        with _FarmProgress(console, executor.in_process) as events:
+        with _FarmProgress(console, executor.in_process, heading) as events:
             result = render_batch(shots, runtime, executor, events, clips)
     finally:
         executor.close()
@@ -149,6 +162,20 @@ def render_cli(
         more = f" (and {len(result.failed) - 3} more)" if len(result.failed) > 3 else ""
         raise ReverieError(f"{len(result.failed)} frame(s) failed, the others are done: {shown}{more}")
     return result
+
+
+def _check_look_inputs(look: Look, clip: Clip) -> None:
+    """What would fail every frame fails now, once: the look's paintings (and a crop that must fit
+    them), its init image, its masks and u-map (the plate's aspect ratio; a grey u-map)."""
+    from reverie.engine.still import read_guides
+
+    for path in look.styles:
+        width, height = image_size(path)
+        if look.style_crop is not None:
+            crop_box(look.style_crop, width, height)
+    if look.init not in INIT_MODES:
+        image_size(look.init)
+    read_guides(look, (clip.size[1], clip.size[0]))
 
 
 def _farm_report_path(result: FarmReport) -> Path:
