@@ -311,10 +311,10 @@ def _check_lists(look: Look) -> None:
             raise ReverieError(f"{name} must be a list, e.g. {name} = [...], got {_shown(value)}")
 
 
-def _check_paths(values: tuple[Any, ...], name: str) -> None:
+def _check_paths(values: tuple[Any, ...], name: str, what: str = "image paths") -> None:
     for value in values:
         if not isinstance(value, str) or not value:
-            raise ReverieError(f"{name} must be image paths (text in quotes), got {_shown(value)}")
+            raise ReverieError(f"{name} must be {what} (text in quotes), got {_shown(value)}")
 
 
 def _shown(value: Any) -> str:
@@ -327,7 +327,7 @@ def _validate_styles(look: Look) -> None:
     _check_paths(look.styles, "styles")
     _check_paths(look.style_masks, "style_masks")
     if look.u_map is not None:
-        _check_paths((look.u_map,), "u_map")
+        _check_paths((look.u_map,), "u_map", "an image path")
     if look.style_masks and look.styles and len(look.style_masks) != len(look.styles):
         n, m = len(look.style_masks), len(look.styles)
         raise ReverieError(f"{n} masks for {m} styles: give one --mask per --style, in the same order")

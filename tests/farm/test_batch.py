@@ -238,3 +238,25 @@ def test_command_line_settings_are_checked_once(folder):
     assert problems(batch, encode="gif") == "command line: encode 'gif' is not known: use prores or h264"
     with pytest.raises(TypeError, match="output"):
         load_batch(batch, output="x.%04d.png")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = " + "[" * 5000 + "]" * 5000, "nests tables or arrays more than 32 levels deep"),
+        ("[[shot]]\n" + VALID + "output_size = 1" + "0" * 5000, "holds a number too long to read"),
+        ("[[shot]]\n" + VALID + "output_size = 1" + "0" * 4000, "shot[0].output_size is a number too large"),
+        ("[[shot]]\n" + VALID + "fps = nan", "shot[0].fps is nan: give a finite number"),
+    ],
+)
+def test_hostile_batch_files_are_one_line(folder, text, expected):
+    message = problems(write(folder, text))
+
+    assert message.startswith(f"batch file {folder / 'SHOTS.toml'}") and expected in message
+
+
+def test_a_batch_file_with_a_byte_order_mark_is_read(folder):
+    path = folder / "SHOTS.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + f'[[shot]]\n{VALID}output = "out/a.%04d.png"\n'.encode())
+
+    assert [s.name for s in load_batch(path)] == ["plate.%04d.png"]
