@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -123,9 +124,9 @@ def test_a_python_caller_may_give_lists():
         ("u = 1e400", "u is inf: give a finite number"),
         ("iterations = 1" + "0" * 4000, "iterations is a number too large (about 4001 digits)"),
         ("iterations = 1" + "0" * 5000, "holds a number too long to read (over 4,300 digits)"),
-        ("u = " + "[" * 5000 + "]" * 5000, "nests tables or arrays more than 32 levels deep"),
-        ("u = " + "[" * 40 + "]" * 40, "nests tables or arrays more than 32 levels deep"),
-        ("a" + ".a" * 5000 + " = 1", "nests tables or arrays more than 32 levels deep"),
+        ("u = " + "[" * 5000 + "]" * 5000, "nests values more than 32 levels deep"),
+        ("u = " + "[" * 40 + "]" * 40, "nests values more than 32 levels deep"),
+        ("a" + ".a" * 5000 + " = 1", "nests values more than 32 levels deep"),
     ],
 )
 def test_hostile_toml_is_one_line_naming_the_file(tmp_path, text, message):
@@ -156,3 +157,18 @@ def test_sizes_read_as_a_person_reads_them():
         "64 KB",
         "10 MB",
     ]
+
+
+def test_a_long_dotted_key_is_refused_before_the_quadratic_parse(tmp_path):
+    path = tmp_path / "dotted.toml"
+    path.write_text("a" + ".a" * 30_000 + " = 1")  # 60 KB: tomllib alone takes about 15 s
+    started = time.monotonic()
+    with pytest.raises(ReverieError, match="nests values more than 32 levels deep"):
+        Look.load(path)
+    assert time.monotonic() - started < 1
+    # Brackets and dots inside strings and comments are text.
+    path.write_text(
+        'styles = ["a[[[[.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.a.b.c.d.e.f.g.png"]\n# '
+        + "[" * 50
+    )
+    assert Look.load(path).styles[0].startswith("a[[[[")

@@ -8,9 +8,10 @@ end in RecursionError), refuse integers of more than 4,300 digits with a bare Va
 - the size is checked before reading (`format_size` words it: "10 MB; the limit is 64 KB");
 - the bytes are UTF-8, with or without the byte-order mark some Windows editors write (the web page
   accepts it, so the command line does too), and hold no NUL byte;
-- the parser's RecursionError and digit-limit ValueError become messages; a bracket count before
-  parsing would need a lexer for strings and comments, while the parser stops by itself at about a
-  thousand levels, quickly;
+- TOML's shape is scanned before parsing (strings and comments skipped): Python's TOML parser
+  recurses once per nested array or table and takes time quadratic in a dotted key's length (a 64 KB
+  ``a.a.a...`` key: 16 s). JSON's parser is linear and stops by itself at about a thousand levels;
+- the parser's RecursionError and digit-limit ValueError become messages;
 - the parsed data is walked, without recursion, for nesting deeper than `MAX_DEPTH` (what parsed may
   still be too deep for the code that reads it), integers beyond 64 bits, and, where asked, numbers
   that are not finite.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import tomllib
 from typing import Any
@@ -78,6 +80,7 @@ def decode_text(data: bytes, label: str, fix: str, *, limit: int) -> str:
 
 def parse_toml(text: str, label: str, fix: str, *, finite: bool = True) -> dict[str, Any]:
     """TOML text as data; any problem is one line that starts with `label`."""
+    _check_toml_shape(text, label, fix)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -139,6 +142,30 @@ def check_data(data: Any, label: str, fix: str, *, finite: bool = True) -> None:
             raise ReverieError(f"{label}: {_short(where)} is {value}: give a finite number")
 
 
+# Strings and comments first (their brackets and dots are text), then the characters that nest: brackets,
+# and the dots of a dotted key (anything else between two dots ends the key).
+_TOML_TOKENS = re.compile(
+    r'"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}=,.\n]',
+    re.DOTALL,
+)
+
+
+def _check_toml_shape(text: str, label: str, fix: str) -> None:
+    """Nesting (brackets) and dotted keys deeper than MAX_DEPTH, found in one pass without parsing."""
+    depth = dots = 0
+    for match in _TOML_TOKENS.finditer(text):
+        token = match[0]
+        if len(token) != 1:  # a string or a comment
+            continue
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth = max(0, depth - 1)
+        dots = dots + 1 if token == "." else 0  # a float or a time has one
+        if depth > MAX_DEPTH or dots >= MAX_DEPTH:
+            raise _too_deep(label, fix)
+
+
 def _short(where: str) -> str:
     """Where a value is, for a message: keys may be long too."""
     if not where:
@@ -155,7 +182,9 @@ def _check_size(size: int, limit: int, label: str, fix: str) -> None:
 
 
 def _too_deep(label: str, fix: str) -> ReverieError:
-    return ReverieError(f"{label} nests tables or arrays more than {MAX_DEPTH} levels deep: {fix}")
+    return ReverieError(
+        f"{label} nests values more than {MAX_DEPTH} levels deep (tables, objects or arrays): {fix}"
+    )
 
 
 def _too_long(label: str, fix: str) -> ReverieError:

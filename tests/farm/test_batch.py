@@ -243,7 +243,7 @@ def test_command_line_settings_are_checked_once(folder):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("x = " + "[" * 5000 + "]" * 5000, "nests tables or arrays more than 32 levels deep"),
+        ("x = " + "[" * 5000 + "]" * 5000, "nests values more than 32 levels deep"),
         ("[[shot]]\n" + VALID + "output_size = 1" + "0" * 5000, "holds a number too long to read"),
         ("[[shot]]\n" + VALID + "output_size = 1" + "0" * 4000, "shot[0].output_size is a number too large"),
         ("[[shot]]\n" + VALID + "fps = nan", "shot[0].fps is nan: give a finite number"),
