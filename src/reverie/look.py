@@ -348,7 +348,8 @@ def _validate_layers(look: Look) -> None:
     known = NETWORK_LAYERS[look.network]
     for name in (*look.content_layers, *look.style_layers):
         if not isinstance(name, str) or not name:
-            raise ReverieError(f"layer {_shown(name)} is not a layer name like {known[-4]}")
+            example = DEFAULT_LAYERS[look.network].content[0]
+            raise ReverieError(f"layer {_shown(name)} is not a layer name like {example}")
         if name not in known:
             raise ReverieError(f"{look.network} has no layer {_shown(name)}; its layers: {', '.join(known)}")
     for w in look.style_layer_weights:
