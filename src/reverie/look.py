@@ -157,6 +157,10 @@ class Look:
         _validate(self)
         _normalise_numbers(self)
 
+    def files(self) -> tuple[str, ...]:
+        """The files the look reads: its paintings, their masks, the u map."""
+        return (*self.styles, *self.style_masks, *((self.u_map,) if self.u_map else ()))
+
     def layers(self) -> Layers:
         """The content and style layers in use: the look's own, or its network's defaults."""
         defaults = DEFAULT_LAYERS[self.network]

@@ -135,7 +135,7 @@ def test_sixteen_bit_tiff_and_init_from_an_image(capsys, images, tmp_path):
     code, err = run(capsys, *args, "--init", start, *TINY)
     assert code == 0, err
     assert Image.open(out).tag_v2[258] == (16, 16, 16)
-    code, err = run(capsys, *args, "--init", images["style"], *TINY)  # square: wrong shape
+    code, err = run(capsys, *args, "--init", images["style"], "--force", *TINY)  # square: wrong shape
     assert code == 2 and "aspect ratio" in err
 
 

@@ -244,10 +244,6 @@ def test_shot_errors_met_before_rendering_print_no_progress(cli):
     assert "plate.png is not a directory" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/shot.py plan_target: mkdir of the output folder raises (another engineer's file)",
-)
 def test_a_shot_into_an_unwritable_folder_is_one_line(cli):
     err = one_line(*cli.run(*SHOT, "-o", "plate.png/p.%04d.png"))
     assert "plate.png" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import fields, replace
@@ -61,6 +62,17 @@ class _Number(click.ParamType):
             self.fail(f"{value!r} is not a number; {self.hint}", param, ctx)
 
 
+class _Positive(_Number):
+    """A finite float > 0: float() reads "nan", "inf" and "1e400" as numbers, and 0 fps is no rate."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"{value!r} is not a positive number; {self.hint}", param, ctx)
+        return number
+
+
+_FPS = _Positive("give the sequence's frame rate, e.g. 24 or 23.976")
 _U = _Number(f"give u from {U_RANGE[0]:g} to {U_RANGE[1]:g}; the useful range is {U_USEFUL}")
 
 Opt = typer.Option
@@ -111,6 +123,7 @@ PrecisionOpt = Annotated[
     str, Opt(help="fp32; mixed (bf16, then a float32 finish: faster, same quality); bf16 (a draft).")
 ]
 QuietOpt = Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")]
+ForceOpt = Annotated[bool, Opt("--force", help="Replace an existing OUTPUT (never an input).")]
 TemporalOpt = Annotated[
     float | None, Opt(help=f"Temporal coherence; 0 paints frames independently. {_d('temporal_weight')}")
 ]
@@ -218,6 +231,7 @@ def stylize(
     max_memory: MaxMemoryOpt = None,
     tile_size: TileOpt = None,
     precision: PrecisionOpt = "fp32",
+    force: ForceOpt = False,
     quiet: QuietOpt = False,
     *,
     look: Look,
@@ -236,6 +250,7 @@ def stylize(
         save_every=save_every,
         bit_depth=bit_depth,
         quiet=quiet,
+        force=force,
     )
 
 
@@ -281,13 +296,18 @@ def render(
     report: Annotated[Path | None, Opt(help="Where to write the farm's JSON report.")] = None,
     frames: Annotated[str | None, Opt(help="Frames to render, e.g. 1001-1100. [default: all]")] = None,
     allow_gaps: Annotated[bool, Opt(help="Render the frames that exist when some are missing.")] = False,
-    fps: Annotated[float | None, Opt(help="Frame rate of an image sequence. [default: 24]")] = None,
+    fps: Annotated[
+        float | None, Opt(click_type=_FPS, help="Frame rate of an image sequence. [default: 24]")
+    ] = None,
     input_colorspace: Annotated[
         str | None, Opt(help="e.g. ACEScg, sRGB, ARRI LogC4. [default: ACEScg for EXR, else sRGB]")
     ] = None,
     output_colorspace: Annotated[str | None, Opt(help="[default: the input's]")] = None,
     encode: Annotated[str | None, Opt(help="Also write a video: prores or h264, at the shot's rate.")] = None,
-    force: Annotated[bool, Opt("--force", help="Replace frames of another look in OUTPUT.")] = False,
+    force: Annotated[
+        bool,
+        Opt("--force", help="Replace frames or a video in OUTPUT made by another render (never an input)."),
+    ] = False,
     output_size: OutputSizeOpt = None,
     save_look: SaveLookOpt = None,
     bit_depth: BitDepthOpt = None,
@@ -370,6 +390,7 @@ def sweep(
     look: Annotated[Path | None, Opt("--look", help="The look the sweep varies (TOML).")] = None,
     yes: Annotated[bool, Opt("--yes", help=f"Allow more than {MAX_TILES} tiles.")] = False,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = "auto",
+    force: Annotated[bool, Opt("--force", help="Replace an existing sheet and its tiles.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Render a grid of looks over a few axes into a labelled contact sheet, plus each tile and its look."""
@@ -397,7 +418,7 @@ def sweep(
         }
     )
     plan = plan_sweep(base, axes, allow_many=yes)
-    render_sweep(content, output, plan, Painter(Runtime(device=device)), quiet=quiet)
+    render_sweep(content, output, plan, Painter(Runtime(device=device)), quiet=quiet, force=force)
 
 
 @app.command()
@@ -407,18 +428,22 @@ def demo(
     size: Annotated[int, Opt(help=f"Working long side in px. {_d('size')}")] = _DEFAULTS["size"],
     u: Annotated[float, Opt("--u", click_type=_U, help=f"Degree of unrealism. {_d('u')}")] = _DEFAULTS["u"],
     photo: Annotated[str, Opt(help="Sample photo: chelsea, astronaut, coffee or rocket.")] = "chelsea",
+    force: Annotated[bool, Opt("--force", help="Replace an earlier demo's images.")] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q")] = False,
 ) -> None:
     """Paint one of scikit-image's sample photos with a generated painting; needs no files of yours."""
     from reverie.app.samples import sample_content, sample_painting
     from reverie.app.stills import render_still
     from reverie.io.images import write_image
+    from reverie.io.outputs import check_new
 
     plate = sample_content(photo)
     painting_path = output.with_name(output.stem + "-painting.png")
+    check_new(output, force=force)
+    check_new(painting_path, force=force)
     write_image(painting_path, sample_painting(512))
     chosen = Look(u=u, iterations=iterations, size=size, styles=(str(painting_path),))
-    render_still(plate, output, chosen, Painter(), quiet=quiet)
+    render_still(plate, output, chosen, Painter(), quiet=quiet, force=force)
 
 
 @app.command()
@@ -494,8 +519,11 @@ def parse_bytes(text: str) -> int:
         value = float(number.removesuffix(suffix)) * units[suffix]
     except ValueError:
         value = -1
-    if value <= 0:
-        raise ReverieError(f"--max-memory {text!r} must be a size like 8G, 512M or 2000000000")
+    # nan, inf and 1e400 (which float() reads as inf) are no size: int() of them would raise.
+    if not math.isfinite(value) or value < 1:
+        raise ReverieError(
+            f"--max-memory {text!r} must be a finite positive size like 8G, 512M or 2000000000"
+        )
     return int(value)
 
 

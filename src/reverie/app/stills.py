@@ -19,6 +19,7 @@ from reverie.engine.still import StylizeResult, finish, planned_iterations
 from reverie.engine.sweep import Plan, axis_title, render_tiles, total_iterations
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes, check_writable, image_size, read_image, write_image
+from reverie.io.outputs import check_new, check_not_an_input, output_lock
 from reverie.io.sheet import contact_sheet
 from reverie.look import Look, crop_box
 
@@ -39,16 +40,40 @@ def render_still(
     save_every: int | None = None,
     bit_depth: int | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> StylizeResult:
-    """Render `content` with `look` to `output` (+ `output`.json, + the look's TOML if asked)."""
+    """Render `content` with `look` to `output` (+ `output`.json, + the look's TOML if asked), holding
+    the output's lock throughout. An existing output is replaced only when `force`d; an output that is
+    one of the inputs (the plate, a painting, a mask) never."""
     _check_options(output, save_look, save_every, bit_depth, output_size)
+    sources = [content] if isinstance(content, Path) else []
+    check_not_an_input(
+        [output, sidecar_path(output), *([save_look] if save_look else [])], [*sources, *look.files()]
+    )
+    with output_lock(lock_path(output), str(output)):
+        check_new(output, force=force)
+        return _render_still(
+            content, output, look, painter, output_size, save_look, save_every, bit_depth, quiet
+        )
+
+
+def _render_still(
+    content: Path | np.ndarray,
+    output: Path,
+    look: Look,
+    painter: Painter,
+    output_size: int | None,
+    save_look: Path | None,
+    save_every: int | None,
+    bit_depth: int | None,
+    quiet: bool,
+) -> StylizeResult:
     plate = read_image(content) if isinstance(content, Path) else content
     styles = [read_image(p) for p in look.styles]
     console = Console(stderr=True, quiet=quiet)
-    console.print(_header(look, plate, output_size))
     snapshot = _snapshot_writer(output, plate, look, bit_depth, save_every)
     total = planned_iterations(look, plate.shape[1], plate.shape[0], output_size, painter.runtime)
-    with _progress(console, total) as report:
+    with _progress(console, total, _header(look, plate, output_size)) as report:
 
         def on_iteration(event: IterationEvent) -> None:
             report(event)
@@ -61,6 +86,11 @@ def render_still(
         atomic_write_bytes(save_look, look.to_toml().encode())
     console.print(_summary(output, result))
     return result
+
+
+def lock_path(output: Path) -> Path:
+    """The lock a render of `output` holds while it runs: out.png -> out.png.lock."""
+    return output.with_name(output.name + ".lock")
 
 
 def _check_options(
@@ -122,9 +152,12 @@ def _snapshot_writer(
 
 
 class _progress:
-    """A Rich progress bar fed by iteration events; the context gives the function to feed it."""
+    """A Rich progress bar, under a heading, fed by iteration events; the context gives the function
+    to feed it. Both show from the first iteration on: what the engine refuses before it paints (the
+    memory, a mask, an init image) is then the only line printed. An error that ends the bar clears it."""
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console, total: int, heading: str) -> None:
+        self.console, self.heading = console, heading
         self.progress = Progress(
             TextColumn("painting"),
             BarColumn(),
@@ -142,6 +175,9 @@ class _progress:
     def report(self, event: IterationEvent) -> None:
         # Timed from the first iteration on, so loading weights and targets does not skew the rate.
         now = time.perf_counter()
+        if self.first is None:
+            self.console.print(self.heading)
+            self.progress.start()
         self.first = self.first or now
         self.done += 1
         rate = f"{(now - self.first) / (self.done - 1):.2f} s/it" if self.done > 1 else ""
@@ -149,27 +185,46 @@ class _progress:
         self.progress.update(self.task, completed=self.done, losses=losses, rate=rate)
 
     def __enter__(self) -> Callable[[IterationEvent], None]:
-        self.progress.start()
         return self.report
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+    def __exit__(self, error: type[BaseException] | None, *exc: object) -> None:
+        if self.first is None:  # never shown (a stopped Progress still prints a line to a file)
+            return
+        if error is None:
+            self.progress.stop()
+        else:  # cleared: the error's line says what happened, a frozen bar would not
+            self.progress.live.transient = True
+            self.progress.live.stop()  # (Progress.stop would add an empty line on a file)
 
 
-def render_sweep(content: Path, output: Path, plan: Plan, painter: Painter, *, quiet: bool = False) -> Path:
+def render_sweep(
+    content: Path, output: Path, plan: Plan, painter: Painter, *, quiet: bool = False, force: bool = False
+) -> Path:
     """Render a sweep: OUTPUT (the contact sheet) and, per tile, an image and its look in OUTPUT-tiles/.
 
-    Returns the tiles folder. Any tile can be rendered at full size with `reverie stylize --look`.
+    Returns the tiles folder. Any tile can be rendered at full size with `reverie stylize --look`. An
+    existing sheet or tiles folder is replaced only when `force`d; the plate and paintings never.
     """
     check_writable(output)
+    tiles_dir = output.with_name(f"{output.stem}-tiles")
+    painted = [tiles_dir / f"{t.name}.{kind}" for t in plan.tiles for kind in ("png", "toml")]
+    check_not_an_input([output, *painted], [content, *(f for t in plan.tiles for f in t.look.files())])
+    with output_lock(lock_path(output), str(output)):
+        check_new(output, force=force)
+        check_new(tiles_dir, force=force)
+        return _render_sweep(content, output, tiles_dir, plan, painter, quiet)
+
+
+def _render_sweep(
+    content: Path, output: Path, tiles_dir: Path, plan: Plan, painter: Painter, quiet: bool
+) -> Path:
     plate = read_image(content)
     _check_paintings(plan)
     console = Console(stderr=True, quiet=quiet)
     total = total_iterations(plan, painter.runtime.precision)
-    console.print(f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total} iterations")
-    with _progress(console, total) as report:
+    heading = f"sweep: {len(plan.tiles)} tiles, {axis_title(plan)}, {total} iterations"
+    with _progress(console, total, heading) as report:
         images = render_tiles(plate, plan, painter, on_iteration=report)
-    tiles_dir = output.with_name(f"{output.stem}-tiles")
     tiles_dir.mkdir(exist_ok=True)
     for tile in plan.tiles:
         write_image(tiles_dir / f"{tile.name}.png", images[tile.name])

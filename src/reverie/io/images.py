@@ -499,6 +499,18 @@ def check_writable(path: str | os.PathLike) -> None:
     check_location(path)
 
 
+def make_folder(path: str | os.PathLike) -> None:
+    """Create the folder (and its parents) that a file at `path` goes in; one that cannot be made (a file
+    in the way, no permission) is a one-line error."""
+    name, target = _name(path), Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise _write_error(name, target, NotADirectoryError()) from None
+    except OSError as err:
+        raise _write_error(name, target, err) from None
+
+
 def check_location(path: str | os.PathLike) -> None:
     """Fail now if no file can be written at `path` (whatever its format): the directory must exist and
     take a new file, and the target must not be a directory."""

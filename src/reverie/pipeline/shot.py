@@ -22,7 +22,7 @@ import numpy as np
 from reverie.core.transfer import IterationEvent
 from reverie.errors import ReverieError
 from reverie.io import colorspace as cs
-from reverie.io.images import check_location
+from reverie.io.images import check_location, make_folder
 from reverie.io.outputs import check_not_an_input
 from reverie.io.sequences import (
     SequencePattern,
@@ -180,7 +180,7 @@ def open_clip(spec: ShotSpec) -> Clip:
         spec.input,
         spec.frames,
         allow_gaps=spec.allow_gaps,
-        fps=spec.fps or 24.0,
+        fps=24.0 if spec.fps is None else spec.fps,
         colorspace=spec.input_colorspace,
     )
 
@@ -205,7 +205,7 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
         colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace)
     if video is not None and codec is not None:
         check_codec(codec, video)
-    pattern.path(clip.frames[0]).parent.mkdir(parents=True, exist_ok=True)
+    make_folder(pattern.path(clip.frames[0]))
     check_frame_writable(pattern.path(clip.frames[0]))
     if video is not None:
         check_location(video)
@@ -247,7 +247,7 @@ def check_not_over_inputs(spec: ShotSpec, look: Look, clip: Clip, target: Target
         plates = [Path(spec.input)]
     else:
         plates = [require_pattern(spec.input).path(n) for n in clip.frames]
-    inputs: list[str | Path] = [*plates, *look.styles, *look.style_masks, *([look.u_map] if look.u_map else [])]
+    inputs: list[str | Path] = [*plates, *look.files()]
     outputs = [target.pattern.path(n) for n in clip.frames]
     outputs += [target.manifest_path, target.report_path, target.lock_path]
     check_not_an_input([*outputs, *([target.video] if target.video else [])], inputs)

@@ -7,7 +7,6 @@ Every refusal is one line: JSON {"error": ...} with 413 or 429 (and Retry-After)
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -17,15 +16,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reverie.errors import ReverieError
-
 __all__ = [
-    "MAX_LOOK_DEPTH",
-    "MAX_LOOK_KEYS",
     "BodyLimitMiddleware",
     "BodyTooLarge",
     "SignInLimiter",
-    "check_toml_shape",
 ]
 
 # ------------------------------------------------------------------------------------------ request bodies
@@ -85,51 +79,6 @@ def _too_large(message: str) -> JSONResponse:
     # would lose the answer. uvicorn discards the rest of the body instead (nothing is buffered) until
     # its keep-alive timeout, as nginx's lingering close does.
     return JSONResponse({"error": message}, status_code=413)
-
-
-# ------------------------------------------------------------------------------------------ look files
-
-MAX_LOOK_DEPTH = 8
-"""Nesting of tables, arrays and dotted keys: a look's settings are flat (a crop is one array)."""
-MAX_LOOK_KEYS = 512
-"""Settings (`=` signs) in one look: a look has a few dozen."""
-
-# Strings and comments first (their brackets, dots and `=` are text), then the structural characters.
-_TOML_TOKENS = re.compile(
-    rb'"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}=,.\n]',
-    re.DOTALL,
-)
-
-
-def check_toml_shape(data: bytes) -> None:
-    """Refuse TOML whose shape makes parsing slow or deep before it is parsed: Python's TOML reader takes
-    time quadratic in a dotted key's length (a 40 KB `a.a.a...` key: seconds) and recurses once per
-    nested array or table (deep enough: a RecursionError). One pass over the bytes, no parsing."""
-    depth = dots = keys = 0
-    for match in _TOML_TOKENS.finditer(data):
-        token = match[0]
-        if len(token) != 1:  # a string or a comment
-            continue
-        if token in b"[{":
-            keys += token == b"[" and depth == 0  # a table header (or an array: counted loosely)
-            depth += 1
-        elif token in b"]}":
-            depth = max(0, depth - 1)
-        elif token == b".":  # in a dotted key, a float (one dot) or a time (one)
-            dots += 1
-        else:
-            dots = 0
-            keys += token == b"="
-        if max(depth, dots) > MAX_LOOK_DEPTH:
-            raise ReverieError(
-                f"the look nests more than {MAX_LOOK_DEPTH} levels deep: a look's settings are flat "
-                "(u = 4, size = 512, ...); send a look saved by Reverie"
-            )
-        if keys > MAX_LOOK_KEYS:
-            raise ReverieError(
-                f"the look has more than {MAX_LOOK_KEYS} settings: a look has a few dozen; "
-                "send a look saved by Reverie"
-            )
 
 
 # ------------------------------------------------------------------------------------------ sign-in

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reverie.app.ui import limits
 from reverie.errors import ReverieError
 from reverie.io.images import read_image
+from reverie.textfile import format_size
 
 __all__ = [
     "MAX_LOOK_BYTES",
@@ -44,7 +45,6 @@ __all__ = [
     "check_look_upload",
     "check_upload",
     "decode_upload",
-    "format_size",
     "image_header",
     "shown_name",
 ]
@@ -139,14 +139,6 @@ def _check_text(user_path: str) -> None:
 # ----------------------------------------------------------------------------------------------- uploads
 
 
-def format_size(n: int) -> str:
-    """Bytes for a message: "40 MB", "64 KB", "512 bytes" (a small limit never prints as "0 MB")."""
-    if n < 2**10:
-        return f"{n} bytes"
-    unit, scale = ("MB", 2**20) if n >= 2**20 else ("KB", 2**10)
-    return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
-
-
 def _check_size(data: bytes, max_bytes: int, what: str) -> None:
     if not data:
         raise ReverieError(f"the upload is empty (0 bytes): send the {what} again")
@@ -204,13 +196,12 @@ def decode_upload(data: bytes, filename: str) -> np.ndarray:
 
 
 def check_look_upload(data: bytes, max_bytes: int = MAX_LOOK_BYTES) -> None:
-    """Refuse an uploaded look that is too large, binary, or shaped so that parsing it would take long
-    (see `limits.check_toml_shape`). Decoding and parsing are the look reader's (`Look.load`), the
-    same for the page and the command line."""
+    """Refuse an uploaded look that is too large or binary. Decoding, the shape check (nesting, dotted
+    keys) and parsing are the look reader's (`Look.load`, through `reverie.textfile`), the same for the
+    page and the command line."""
     _check_size(data, max_bytes, "look file")
     if b"\0" in data:
         raise ReverieError("the look upload is not a text file: send a look .toml file")
-    limits.check_toml_shape(data)
 
 
 # ------------------------------------------------------------------------------------------------ access

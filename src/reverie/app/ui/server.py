@@ -36,12 +36,15 @@ from reverie.app.ui import limits, security
 from reverie.app.ui.jobs import Job, JobQueue, QueueFull, Stopped
 from reverie.app.ui.store import Busy, DecodeBudget, ImageStore, Upload, decoded_bytes, png
 from reverie.engine.painter import Painter
-from reverie.engine.still import check_memory  # the CLI's rule, before allocating
-from reverie.engine.still import finish
+from reverie.engine.still import (
+    check_memory,  # the CLI's rule, before allocating
+    finish,
+)
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, resize
 from reverie.look import COLOR_MODES, U_RANGE, Look
 from reverie.runtime import Runtime
+from reverie.textfile import format_size
 
 STATIC = Path(__file__).with_name("static")
 UI_NETWORKS = ("vgg16", "vgg19")  # googlenet needs a checkpoint the user brings: the CLI covers it
@@ -86,10 +89,10 @@ def body_limit(path: str) -> tuple[int, str]:
         limit = getattr(security, UPLOAD_PATHS[path])
         return (
             limit + FORM_OVERHEAD,
-            f"the upload is over the {security.format_size(limit)} limit: send a smaller file",
+            f"the upload is over the {format_size(limit)} limit: send a smaller file",
         )
     limit = security.MAX_LOOK_BYTES
-    return limit, f"the request is over the {security.format_size(limit)} limit: send the settings only"
+    return limit, f"the request is over the {format_size(limit)} limit: send the settings only"
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from PIL import Image
 from reverie.app.ui import security
 from reverie.errors import ReverieError
 from reverie.io.images import read_image, resize, write_image
+from reverie.textfile import format_size
 
 THUMB_SIDE = 1024  # long side of images sent back to the page
 KEPT_IMAGES = 64
@@ -62,8 +63,8 @@ class DecodeBudget:
         """Reserve `nbytes` while the block runs; a single request over the whole budget is refused."""
         if nbytes > self.limit:
             raise ReverieError(
-                f"{what} needs {security.format_size(nbytes)} to decode; the server decodes at most "
-                f"{security.format_size(self.limit)} at once: downscale it first"
+                f"{what} needs {format_size(nbytes)} to decode; the server decodes at most "
+                f"{format_size(self.limit)} at once: downscale it first"
             )
         deadline = time.monotonic() + self.wait_s
         with self._free:
