@@ -16,6 +16,7 @@ from typing import Any
 
 from reverie.errors import ReverieError
 from reverie.io.images import atomic_write_bytes
+from reverie.textfile import MB, load_json
 
 MANIFEST_VERSION = 1
 
@@ -49,8 +50,6 @@ class Manifest:
 
 def load_manifest(path: Path) -> Manifest | None:
     """The manifest at `path`, or None when there is none. A damaged one is a one-line error."""
-    from reverie.textfile import MB, load_json
-
     fix = "move it away, or pass --force to render the shot anew"
     if not os.path.lexists(path):
         return None

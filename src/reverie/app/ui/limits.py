@@ -1,5 +1,5 @@
-"""How much one client may make the server do: request bodies bounded while they are read, look files
-bounded in shape before they are parsed, wrong tokens limited per client.
+"""How much one client may make the server do: request bodies bounded while they are read, wrong
+tokens limited per client (look files are bounded by the look reader, `reverie.textfile`).
 
 Every refusal is one line: JSON {"error": ...} with 413 or 429 (and Retry-After), or a `ReverieError`.
 """

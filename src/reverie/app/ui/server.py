@@ -36,10 +36,7 @@ from reverie.app.ui import limits, security
 from reverie.app.ui.jobs import Job, JobQueue, QueueFull, Stopped
 from reverie.app.ui.store import Busy, DecodeBudget, ImageStore, Upload, decoded_bytes, png
 from reverie.engine.painter import Painter
-from reverie.engine.still import (
-    check_memory,  # the CLI's rule, before allocating
-    finish,
-)
+from reverie.engine.still import check_memory, finish
 from reverie.errors import ReverieError
 from reverie.io.images import fit_long_side, resize
 from reverie.look import COLOR_MODES, U_RANGE, Look
@@ -583,8 +580,8 @@ def _load_frame(images: ImageStore, path: Path, number: int) -> Upload:
 
 
 def read_look(data: bytes, name: str, folder: Path) -> Look:
-    """An uploaded look, read by the command line's own reader (`Look.load`: one rule for encodings,
-    a byte-order mark and bad TOML), after the page's checks of its size and shape."""
+    """An uploaded look, read by the command line's own reader (`Look.load`: one rule for size, encoding,
+    a byte-order mark, nesting and bad TOML), after the page's check that it is a small text file."""
     security.check_look_upload(data, security.MAX_LOOK_BYTES)
     shown = security.shown_name(name)
     with tempfile.TemporaryDirectory(prefix="look-", dir=folder) as private:
@@ -594,8 +591,6 @@ def read_look(data: bytes, name: str, folder: Path) -> Look:
             return Look.load(path)
         except ReverieError as err:
             raise ReverieError(str(err).replace(str(path), shown)) from None
-        except RecursionError:  # the shape check bounds nesting; this is the reader's last word
-            raise ReverieError(f"{shown} nests too deeply: send a look saved by Reverie") from None
 
 
 # ------------------------------------------------------------------------------------------ serving
