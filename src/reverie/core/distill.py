@@ -45,10 +45,11 @@ class TrainConfig:
     sample painting's look (VGG16, u=4) on a pan over a photo at 256x192, keyframes 32 px apart, scored
     on a frame between them by the Gram-style distance to the painting relative to the Gatys frame's:
     - steps 1500, batch 4, patch 112: 112-px patches leave the deep VGG layers room (a 48-px patch
-      leaves conv5_1 3x3 positions and teaches a generic texture). A step costs about 0.3 s in bf16
-      (0.74 s fp32) with VGG16, 0.45 s with the temporal term: 1500 steps are 8-11 minutes, less than
-      a third of one 1080p Gatys frame. At 100/200/400/800 steps the distance ratio was 6.7/4.7/2.8/2.2
-      without the style term and still falling: fewer steps under-fit.
+      leaves conv5_1 3x3 positions and teaches a generic texture). A step costs 0.3-0.46 s in bf16
+      (0.74-1.06 s fp32) with VGG16, about 0.54 s with the temporal term: 1500 steps took 13.5 min, a
+      third of one 1080p Gatys frame, and scored 1.68x (quality bar 2x; the plate itself is 12.7x).
+      Mid-run of 800 steps (no temporal term, no style term) the ratio was 6.7/4.7/2.8/2.2 at
+      100/200/400/800 steps and still falling: fewer steps under-fit.
     - lr 4e-4 (Texler et al.), a warm-up over 5% of the steps, then a cosine decay to a tenth (see
       `lr_factor`). 1e-3 collapsed to a flat colour within 400 steps: do not raise it.
     - l1 1, perceptual 1 (a relative error per layer, see `perceptual_loss`, so 1 means the same with
