@@ -6,13 +6,16 @@ where too much of it cannot be reached from any keyframe by following consistenc
 (flow.py) frame by frame, forward from an earlier keyframe or backward from a later one. Content no
 keyframe shows is content the network never saw painted. Or chosen by hand: ``--keyframes 1001,1040``.
 
-Coverage model. A pixel of frame t is reachable from keyframe k when the chain of flows between k and t
-carries it with every link trusted: the reach mask starts all-true at k and is carried one frame at a
-time, warped along the flow and cut by that pair's consistency mask (disocclusions, motion boundaries,
-leaving the frame). A frame's coverage is the share of its pixels reachable from any keyframe. Carrying
-is monotone (a mask inside another stays inside it), and every pixel of a keyframe is reachable, so the
-nearest keyframe on each side reaches everything a farther one does: coverage needs only the two
-keyframes around a frame, which is how it is computed (gap by gap).
+Coverage model. A pixel of frame t is reachable from keyframe k when some consistency-checked flow
+carries it there: the flow between t and k measured directly, or the chain of flows through the frames
+between (the reach mask starts all-true at k and is carried one frame at a time, warped along the flow
+and cut by that pair's consistency mask). Either fails where the material is new (disocclusions, the
+edge a pan brings in, a new set after a cut); each also fails where the other holds: a direct flow
+loses large moves on small frames, a chain loses every frame's false alarms for good (on the Sintel
+shot, 48 frames of a slow push-in, the chain alone fell to 53% between first and last frame, where the
+direct flows keep 62-100%). A frame's coverage is the share of its pixels reachable from the keyframe
+before it or the one after it (the nearest on each side: a farther one sees the frame through more
+change).
 """
 
 from __future__ import annotations
@@ -29,18 +32,17 @@ import numpy as np
 from reverie.errors import ReverieError
 from reverie.io.sequences import format_frame_range
 from reverie.pipeline.flow import consistency_mask, optical_flow, warp
-
-DEFAULT_MAX_KEYFRAMES = 8
-"""The cap for a shot of about 100 frames. Each keyframe costs a full Gatys render (the slow part: minutes
-a frame), so 8 keep fast mode over 10x cheaper than painting all 100. Texler et al. (2020) needed 1-4
-keyframes per ~100 frames in their examples; 8 leaves room for a cut or a fast move on top of that."""
+from reverie.pipeline.plan import DEFAULT_MAX_KEYFRAMES
 
 DEFAULT_COVERAGE = 0.8
 """The share of each frame that must stay reachable from a keyframe. Not higher: the consistency check is
-strict (motion boundaries, grain, the edge a pan brings in all count as unreachable), so real plates
-rarely reach 95% even between neighbouring frames, and a higher bar would spend keyframes on noise. Not
-lower: the network learns from 32-px patches and carries a look over to similar unseen texture, but
-when over a fifth of a frame is new material (a new set, a face turning in) it has to guess."""
+strict (grain, blur, motion boundaries and the edge a pan brings in count as unreachable), so real
+plates rarely reach 95% even between neighbouring frames, and a higher bar would spend keyframes on
+noise. Not lower: the network carries a look over to similar unseen texture, but when over a fifth of a
+frame is material no keyframe shows (a new set, a face turning in) it has to guess. On the Sintel shot
+(48 frames) it takes 4 keyframes: 1, 14, 28, 48."""
+
+_THIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 
 _CUT = 0.25
 """A frame of which less than this can be trusted from the frame before it is called a cut (or a whip
@@ -237,25 +239,25 @@ class _Pair:
 
 
 class _ShotMotion:
-    """Every consecutive pair's flows and trust masks, measured once; per-frame coverage from them.
+    """The shot's frames at the reduced size, the motion between consecutive ones, and the reach of
+    keyframes into every frame, measured on demand and kept.
 
-    Holds about 10 bytes a reduced pixel per frame (0.37 MB at 256x144): 37 MB for 100 frames.
+    Holds the reduced frames and consecutive flows (about 22 bytes a reduced pixel per frame: 0.8 MB at
+    256x144, 80 MB for 100 frames) and each direct reach mask measured (1 byte a pixel), so adding a
+    keyframe measures only the direct flows of its gaps.
     """
 
-    def __init__(self, pairs: list[_Pair]) -> None:
+    def __init__(self, frames: list[np.ndarray], pairs: list[_Pair]) -> None:
+        self.frames = frames
         self.pairs = pairs
-        self.count = len(pairs) + 1
-        self.shape = pairs[0].trust_forward.shape
+        self.count = len(frames)
+        self.shape = frames[0].shape[:2]
+        self._direct: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
     def measure(cls, frames: Sequence[int], read: Callable[[int], np.ndarray], max_side: int) -> _ShotMotion:
-        pairs: list[_Pair] = []
-        earlier = _reduced(read(frames[0]), max_side)
-        for number in frames[1:]:
-            later = _reduced(read(number), max_side)
-            pairs.append(_Pair.measure(earlier, later))
-            earlier = later
-        return cls(pairs)
+        reduced = [_reduced(read(number), max_side) for number in frames]
+        return cls(reduced, [_Pair.measure(a, b) for a, b in itertools.pairwise(reduced)])
 
     def continuity(self, index: int) -> float:
         """The share of frame `index` trusted from the frame before it (0 for the first frame)."""
@@ -273,17 +275,28 @@ class _ShotMotion:
 
     def _gap(self, before: int | None, after: int | None, first: int, last: int) -> np.ndarray:
         """Coverage of frames first..last, between the keyframes `before` and `after` (None: none)."""
-        length = last - first + 1
-        if after is None:
-            assert before is not None
-            return np.array([reach.mean() for reach in self._carry(before, last)])
-        # Hold the forward masks of this gap only (bool, 1 byte a pixel), then meet them going back.
-        ahead = list(self._carry(before, last)) if before is not None else None
-        covered = np.empty(length)
-        for offset, reach in zip(range(length - 1, -1, -1), self._carry(after, first), strict=True):
-            both = reach if ahead is None else reach | ahead[offset]
-            covered[offset] = both.mean()
-        return covered
+        reach = [np.zeros(self.shape, dtype=bool) for _ in range(first, last + 1)]
+        for key, stop in ((before, last), (after, first)):
+            if key is None:
+                continue
+            for index, chained in zip(_walk(key, stop), self._carry(key, stop), strict=True):
+                reach[index - first] |= chained | self._reach_directly(key, index)
+        return np.array([r.mean() for r in reach])
+
+    def _reach_directly(self, key: int, index: int) -> np.ndarray:
+        """(H, W) bool at frame `index`: where the consistency-checked flow to keyframe `key` holds."""
+        if key == index:
+            return np.ones(self.shape, dtype=bool)
+        found = self._direct.get((key, index))
+        if found is None:
+            to_key = optical_flow(self.frames[index], self.frames[key], max_side=None)
+            from_key = optical_flow(self.frames[key], self.frames[index], max_side=None)
+            trusted = consistency_mask(to_key, from_key) > 0.5
+            # Failures thinner than 3 px are the outlines of moving things (the check is strict at
+            # motion boundaries), not material no keyframe shows: they do not count.
+            thin = cv2.morphologyEx((~trusted).astype(np.uint8), cv2.MORPH_OPEN, _THIN)
+            found = self._direct[(key, index)] = thin == 0
+        return found
 
     def _carry(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """Reach masks (H, W) bool of frames start, start +- 1, ..., stop from a keyframe at `start`."""
@@ -300,6 +313,11 @@ class _ShotMotion:
             # Bilinear then halved: a reachable region keeps its area instead of eroding a pixel a frame.
             reach = (warp(reach.astype(np.float32), flow.astype(np.float32)) >= 0.5) & trust
             yield reach
+
+
+def _walk(start: int, stop: int) -> range:
+    """Indices start, start +- 1, ..., stop."""
+    return range(start, stop + 1) if stop >= start else range(start, stop - 1, -1)
 
 
 def _reduced(image: np.ndarray, max_side: int) -> np.ndarray:
