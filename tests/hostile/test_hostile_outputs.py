@@ -212,7 +212,8 @@ def _wait_for(condition, seconds: float = 60.0) -> None:
 
 def test_two_renders_started_together_never_mix_and_a_killed_one_leaves_no_stale_lock(files, tmp_path):
     plates, out = files["plates"] / "plate.%04d.png", tmp_path / "conc" / "paint.%04d.png"
-    slow = ("--size", "32", "--iterations", "400", "--first-iterations", "400", "-q")
+    # Long enough that it still holds the lock when the second has started (it is killed below).
+    slow = ("--size", "32", "--iterations", "20000", "--first-iterations", "20000", "-q")
     first = _cli("render", plates, "-o", out, "--style", files["style"], "--u", "4", *slow)
     try:
         _wait_for(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from reverie.core.distill import TrainConfig
 from reverie.engine.painter import Painter
 from reverie.engine.sweep import (
     MAX_TILES,
@@ -27,7 +28,7 @@ from reverie.engine.sweep import (
 from reverie.errors import ReverieError
 from reverie.farm.executors import DEFAULT_RETRIES
 from reverie.look import COLOR_MODES, NETWORKS, U_RANGE, U_USEFUL, Look, parse_crop
-from reverie.pipeline.plan import DEFAULT_CHUNK, DEFAULT_OVERLAP
+from reverie.pipeline.plan import DEFAULT_CHUNK, DEFAULT_MAX_KEYFRAMES, DEFAULT_OVERLAP
 from reverie.runtime import Runtime
 
 app = typer.Typer(
@@ -316,12 +317,37 @@ def render(
     max_memory: MaxMemoryOpt = None,
     tile_size: TileOpt = None,
     precision: PrecisionOpt = "fp32",
+    fast: Annotated[
+        bool,
+        Opt(
+            "--fast",
+            help="Paint keyframes with the look, train a network on them, paint every frame with it.",
+        ),
+    ] = False,
+    keyframes: Annotated[
+        str | None, Opt(help="--fast: the keyframes, e.g. 1001,1040,1096. [default: chosen from the motion]")
+    ] = None,
+    max_keyframes: Annotated[
+        int | None, Opt(help=f"--fast: at most this many keyframes. [default: {DEFAULT_MAX_KEYFRAMES}]")
+    ] = None,
+    keyframe_images: Annotated[
+        str | None, Opt(help="--fast: your own painted keyframes, e.g. painted.%04d.png (over the plates).")
+    ] = None,
+    retrain: Annotated[
+        bool, Opt("--retrain", help="--fast: train the network anew and repaint every frame.")
+    ] = False,
+    train_steps: Annotated[
+        int | None,
+        Opt(
+            help=f"--fast: training steps; fewer for a rougher preview sooner. [default: {TrainConfig.steps}]"
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     *,
     look: Look,
 ) -> None:
     """Paint a shot (or a --batch of shots) frame by frame, steady in time, on this machine or a Ray
-    farm; re-running it renders only what is missing."""
+    farm; re-running it renders only what is missing. --fast: the look distilled into a network."""
     from reverie.app.shots import FarmOptions, render_cli
     from reverie.farm.executors import check_options
     from reverie.io.extras import require_shots_extra
@@ -357,7 +383,38 @@ def render(
         shots = [(spec, look)]
     runtime = replace(_runtime(device, precision, weights, max_memory, tile_size), threads=threads)
     options = FarmOptions(farm, workers, address, retries, threads)
-    render_cli(shots, runtime, options, save_look=save_look, report=report, quiet=quiet)
+    fast_flags = {
+        "--keyframes": keyframes,
+        "--max-keyframes": max_keyframes,
+        "--keyframe-images": keyframe_images,
+        "--train-steps": train_steps,
+    }
+    fast_flags["--retrain"] = retrain or None
+    if not fast:
+        given_fast = [name for name, value in fast_flags.items() if value is not None]
+        if given_fast:
+            raise ReverieError(f"{given_fast[0]} belongs to fast mode: add --fast")
+        render_cli(shots, runtime, options, save_look=save_look, report=report, quiet=quiet)
+        return
+    from reverie.app.shots import render_fast_cli
+    from reverie.farm.fast import FastOptions
+
+    if batch is not None or chunk is not None or chunk_overlap is not None:
+        raise ReverieError(
+            "--fast renders one shot of independent frames: leave out --batch, --chunk and --chunk-overlap"
+        )
+    if train_steps is not None and not 1 <= train_steps <= 1_000_000:
+        raise ReverieError(f"--train-steps {train_steps}: give a number of steps from 1 to 1000000")
+    chosen = FastOptions(
+        keyframes,
+        DEFAULT_MAX_KEYFRAMES if max_keyframes is None else max_keyframes,
+        keyframe_images,
+        retrain,
+        train=TrainConfig(steps=train_steps or TrainConfig.steps),
+    )
+    if keyframes is not None and max_keyframes is not None:
+        raise ReverieError("--keyframes chooses the keyframes by hand: leave out --max-keyframes")
+    render_fast_cli(shots[0], runtime, options, chosen, save_look=save_look, report=report, quiet=quiet)
 
 
 @app.command()
@@ -480,8 +537,18 @@ app.add_typer(look_app, name="look")
 
 
 @look_app.command("show")
-def look_show(file: Annotated[Path, typer.Argument(help="A look (TOML).")]) -> None:
-    """Print a look, its u in the film's terms and its hash."""
+def look_show(
+    file: Annotated[Path, typer.Argument(help="A look (TOML), or a fast-mode network (paint.fast.pt).")],
+) -> None:
+    """Print a look, its u in the film's terms and its hash; or what a fast-mode network was trained on
+    (look hash, keyframes, settings, training report)."""
+    if file.suffix.lower() == ".pt":
+        import json
+
+        from reverie.pipeline.fastmodel import describe
+
+        print(json.dumps(describe(file), indent=1))
+        return
     chosen = Look.load(file)
     print(f"# {file}: {chosen.describe_u()}, hash {chosen.hash()}")
     print(chosen.to_toml(), end="")

@@ -31,6 +31,7 @@ from reverie.runtime import Runtime
 
 if TYPE_CHECKING:  # the shot modules import the shots extra's packages
     from reverie.farm.driver import FarmReport
+    from reverie.farm.fast import FastOptions, FastReport
     from reverie.pipeline.flow import FlickerReport
     from reverie.pipeline.shot import Clip, ShotReport, ShotSpec
 
@@ -57,11 +58,15 @@ class _FarmProgress:
         self.started = time.monotonic()
         self.done, self.alive, self.last = 0, 0, ""
 
+    def _show(self) -> None:
+        if not self.shown:
+            for line in self.heading:
+                self.console.print(line)
+            self.progress.start()
+            self.shown = True
+
     def batch_started(self, shots: int, frames: int, finished: int) -> None:
-        for line in self.heading:
-            self.console.print(line)
-        self.progress.start()
-        self.shown = True
+        self._show()  # fast mode starts two batches: the keyframes, then every frame
         label = f"frames of {shots} shots" if shots > 1 else "frames"
         self.progress.update(self.frames, total=frames, completed=finished, description=label)
 
@@ -91,6 +96,18 @@ class _FarmProgress:
         minutes = max(time.monotonic() - self.started, 1e-6) / 60
         rate = f"{self.done / minutes:.2f} frames/min · " if self.done else ""
         self.progress.update(self.frames, info=f"{rate}{self.alive} workers{self.last}")
+
+    def stage(self, stage: str, text: str) -> None:
+        """Fast mode: what it does now (keyframes, training, frames), printed above the bars."""
+        self.console.print(escape(text))
+
+    def training(self, step: int, total: int, loss: float) -> None:
+        """Fast mode: the network's training, on the second bar (its ETA is the training's)."""
+        if step <= 1:
+            self._show()
+            self.progress.reset(self.iterations, total=total, description="  training", info="")
+            self.progress.update(self.iterations, visible=True)
+        self.progress.update(self.iterations, completed=step, info=f"loss {loss:.4g}")
 
     def __enter__(self) -> _FarmProgress:
         return self
@@ -176,6 +193,54 @@ def _check_look_inputs(look: Look, clip: Clip) -> None:
     if look.init not in INIT_MODES:
         image_size(look.init)
     read_guides(look, (clip.size[1], clip.size[0]))
+
+
+def render_fast_cli(
+    shot: tuple[ShotSpec, Look],
+    runtime: Runtime,
+    farm: FarmOptions,
+    options: FastOptions,
+    *,
+    save_look: Path | None = None,
+    report: Path | None = None,
+    quiet: bool = False,
+) -> FastReport:
+    """`reverie render --fast`: keyframes, training and every frame, with progress, then the reports."""
+    require_shots_extra()
+    from reverie.farm.executors import make_executor
+    from reverie.farm.fast import render_fast
+    from reverie.pipeline.shot import open_clip
+
+    spec, look = shot
+    if save_look is not None and save_look.suffix.lower() != ".toml":
+        raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
+    console = Console(stderr=True, quiet=quiet)
+    clip = open_clip(spec)
+    executor = make_executor(
+        farm.farm, workers=farm.workers, address=farm.address, threads=farm.threads, retries=farm.retries
+    )
+    try:
+        heading = [
+            f"{spec.input}: {len(clip.frames)} frames, {clip.size[0]}x{clip.size[1]} · fast mode · "
+            f"{look.describe_u()} · {look.network}"
+        ]
+        with _FarmProgress(console, executor.in_process, heading) as events:
+            result = render_fast(spec, look, runtime, executor, events, options, clip)
+    finally:
+        executor.close()
+    if save_look is not None:
+        atomic_write_bytes(save_look, look.to_toml().encode())
+    frames = result.frames
+    for farm_shot in frames.shots:
+        console.print(_shot_table(farm_shot.report))
+    how = f"trained in {result.training_seconds:.0f} s" if result.trained else "reused"
+    numbers = ", ".join(str(k.number) for k in result.keyframes)
+    console.print(f"network: {result.model.path} ({how}); keyframes {numbers}")
+    _farm_summary(console, frames, report or _farm_report_path(frames))
+    if frames.failed:
+        shown = "; ".join(f"{s} frame {n}: {e}" for s, n, e in frames.failed[:3])
+        raise ReverieError(f"{len(frames.failed)} frame(s) failed, the others are done: {shown}")
+    return result
 
 
 def _farm_report_path(result: FarmReport) -> Path:

@@ -32,6 +32,7 @@ from reverie.io.images import atomic_write_bytes
 from reverie.io.outputs import check_new, output_lock
 from reverie.io.video import encode_video
 from reverie.look import Look
+from reverie.pipeline.fastmodel import FastModel
 from reverie.pipeline.manifest import Manifest, open_manifest
 from reverie.pipeline.plan import Blend, Plan, Step, plan_shot
 from reverie.pipeline.shot import (
@@ -48,7 +49,15 @@ from reverie.pipeline.shot import (
     shot_rate,
     stem,
 )
-from reverie.pipeline.steps import ShotJob, Worker, blend_step, measure_step, paint_step, step_look
+from reverie.pipeline.steps import (
+    ShotJob,
+    Worker,
+    blend_step,
+    fast_step,
+    measure_step,
+    paint_step,
+    step_look,
+)
 from reverie.runtime import Runtime
 
 _REFRESH_SECONDS = 2.0  # how often the workers-alive count is refreshed while waiting
@@ -128,14 +137,22 @@ def render_batch(
     executor: Executor,
     events: FarmEvents,
     clips: Sequence[Clip | None] | None = None,
+    *,
+    fast: Sequence[FastModel | None] | None = None,
+    locks_held: bool = False,
 ) -> FarmReport:
     """Render every unfinished frame of every shot on the executor; then encode videos and write each
-    shot's report beside its frames. All shots are checked before any work starts."""
+    shot's report beside its frames. All shots are checked before any work starts.
+
+    fast: per shot, the fast-mode network that paints all its frames (None: the look paints them).
+    locks_held: the caller holds the outputs' locks already (fast mode holds them across its stages).
+    """
     started = time.perf_counter()
+    none: list[None] = [None] * len(shots)
     with contextlib.ExitStack() as locks:  # every shot's output is this batch's until it returns
         farm = [
-            _prepare(spec, look, runtime, clip, locks)
-            for (spec, look), clip in zip(shots, clips or [None] * len(shots), strict=True)
+            _prepare(spec, look, runtime, clip, None if locks_held else locks, model)
+            for (spec, look), clip, model in zip(shots, clips or none, fast or none, strict=True)
         ]
         total = sum(len(s.clip.frames) for s in farm)
         events.batch_started(len(farm), total, sum(len(s.finished) for s in farm))
@@ -189,15 +206,23 @@ class _OneShot:
 
 
 def _prepare(
-    spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip | None, locks: contextlib.ExitStack
+    spec: ShotSpec,
+    look: Look,
+    runtime: Runtime,
+    clip: Clip | None,
+    locks: contextlib.ExitStack | None,
+    fast: FastModel | None,
 ) -> FarmShot:
-    if not look.styles:
+    if not look.styles and fast is None:
         raise ReverieError("no style image: give one with --style PAINTING (or a look that names one)")
     clip = clip or open_clip(spec)
     target = plan_target(spec, clip)
     check_not_over_inputs(spec, look, clip, target)
-    locks.enter_context(output_lock(target.lock_path, str(target.video or spec.output)))
+    if locks is not None:
+        locks.enter_context(output_lock(target.lock_path, str(target.video or spec.output)))
     key = render_key(spec, look, target, runtime)
+    if fast is not None:  # frames of one network never mix with another's
+        key["fast"] = fast.digest
     manifest = open_manifest(target.manifest_path, key, existing_frames(target, clip), force=spec.force)
     if target.video is not None and not manifest.path.exists():
         # No manifest of this render vouches for a video already there: someone else's file.
@@ -207,10 +232,9 @@ def _prepare(
     work = target.manifest_path.with_name(f"{stem(target.pattern)}.work-{_digest(key)}")
     if spec.force and work.exists():
         shutil.rmtree(work)
-    job = ShotJob(spec, look, runtime, target, work, os.getcwd())
-    plan = plan_shot(
-        clip.frames, temporal=look.temporal_weight > 0, chunk=spec.chunk, overlap=spec.chunk_overlap
-    )
+    job = ShotJob(spec, look, runtime, target, work, os.getcwd(), fast)
+    temporal = look.temporal_weight > 0 and fast is None  # a network's frames are independent
+    plan = plan_shot(clip.frames, temporal=temporal, chunk=spec.chunk, overlap=spec.chunk_overlap)
     finished = manifest.finished(target.pattern.path)
     report = ShotReport(len(clip.frames), 0, len(finished), look_hash=look.hash())
     name = Path(spec.input).name
@@ -260,6 +284,12 @@ class _Driver:
         return step.final or not shot.raw_exists(step.chain, step.number)
 
     def _paint(self, shot: FarmShot, step: Step) -> None:
+        if shot.job.fast is not None:
+            if self.executor.in_process:
+                self._submit(shot, "paint", step, _fast_here, self.events, shot.name, shot.job, step.number)
+            else:
+                self._submit(shot, "paint", step, fast_step, shot.job, step.number)
+            return
         previous_from = self._previous_from(shot, step)
         if not self.executor.in_process:
             self._submit(shot, "paint", step, paint_step, shot.job, step, previous_from)
@@ -365,6 +395,12 @@ def _paint_here(
     passes and tiles, for a progress bar's total)."""
     events.step_started(name, step.number, iterations)
     return paint_step(worker, job, step, previous_from, events.iteration)
+
+
+def _fast_here(worker: Worker, events: FarmEvents, name: str, job: ShotJob, number: int) -> dict[str, Any]:
+    """A fast-mode frame painted in the driver's process: one step of progress, no iterations."""
+    events.step_started(name, number, 1)
+    return fast_step(worker, job, number)
 
 
 def _finish(shot: FarmShot) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from reverie.core.transfer import Callback
+from reverie.engine.fast import paint_frame
 from reverie.engine.painter import NetworkBuilder, Painter, trim_oldest
 from reverie.engine.still import Continuity
 from reverie.io import colorspace as cs
-from reverie.io.images import atomic_path, read_image
+from reverie.io.images import atomic_path, read_image, resize
 from reverie.io.sequences import read_frame, write_frame
 from reverie.look import Look
+from reverie.pipeline.fastmodel import FastModel, LoadedModel, load_model
 from reverie.pipeline.flow import motion, warp, warping_error
 from reverie.pipeline.plan import Blend, Step
 from reverie.pipeline.shot import Clip, ShotSpec, Target, open_clip
@@ -44,6 +47,7 @@ class Worker:
         self.build_network = build_network
         self.clips: OrderedDict[ShotSpec, Clip] = OrderedDict()
         self.paintings: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
+        self.fast_nets: OrderedDict[tuple[str, Runtime], LoadedModel] = OrderedDict()
 
     def painter(self, runtime: Runtime) -> Painter:
         if runtime not in self.painters:
@@ -55,6 +59,14 @@ class Worker:
             self.clips[spec] = open_clip(spec)
             trim_oldest(self.clips, self.KEPT)
         return self.clips[spec]
+
+    def fast_net(self, model: FastModel, runtime: Runtime) -> LoadedModel:
+        """A shot's fast-mode network, read once per worker (a frame is a fraction of a second)."""
+        key = (model.digest, runtime)
+        if key not in self.fast_nets:
+            self.fast_nets[key] = load_model(model, self.painter(runtime).device)
+            trim_oldest(self.fast_nets, 2)  # each holds its weights on the device
+        return self.fast_nets[key]
 
     def styles(self, paths: tuple[str, ...]) -> list[np.ndarray]:
         """The look's paintings, read again only when a file changes (its size or modification time)."""
@@ -85,6 +97,8 @@ class ShotJob:
     cwd: str
     """The driver's working folder: relative paths (plates, output, styles) mean the same on a worker,
     which needs the shot's storage mounted at the same path (as render farms do)."""
+    fast: FastModel | None = None
+    """Fast mode: the shot's trained network, which paints every frame (`fast_step`)."""
 
     def raw_path(self, chain: int, number: int) -> Path:
         return self.work / f"chain{chain:04d}.{number:08d}.npy"
@@ -142,6 +156,35 @@ def paint_step(
         "losses": meta["losses"],
         "chained": continuity is not None,
         "chain": step.chain,
+        "worker": worker_name(),
+    }
+
+
+def fast_step(worker: Worker, job: ShotJob, number: int) -> dict:
+    """Paint one frame with the shot's fast-mode network and write it to the output: frames are
+    independent, so any worker paints any frame, in any order."""
+    assert job.fast is not None, "a fast step belongs to a fast job"
+    _enter(job)
+    started = datetime.datetime.now(datetime.UTC)
+    clip = worker.clip(job.spec)
+    stored = clip.read(number)
+    plate = cs.to_display(stored, clip.colorspace)
+    loaded = worker.fast_net(job.fast, job.runtime)
+    painter = worker.painter(job.runtime)
+    began = time.perf_counter()
+    sized = plate if (plate.shape[1], plate.shape[0]) == loaded.size else resize(plate, loaded.size)
+    painted = paint_frame(loaded.net, sized, painter)
+    seconds = time.perf_counter() - began
+    write_output(job, clip, number, painted, stored, plate)
+    return {
+        "file": job.target.pattern.path(number).name,
+        "look_hash": job.look.hash(),
+        "fast": job.fast.digest[:16],
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": round(seconds, 3),
+        "device": str(painter.device),
+        "chained": False,
         "worker": worker_name(),
     }
 
