@@ -249,6 +249,25 @@ def test_frame_from_a_sequence_and_a_shot_render(client, pair, root):
     assert thumb.shape == (30, 40, 3)
 
 
+def test_a_fast_preview_of_a_shot_runs_its_three_stages_as_one_job(client, pair, root):
+    _sequence(root / "plates")
+    (root / "out").mkdir()
+    request = {
+        "input": "plates/plate.%04d.png", "output": "out/paint.%04d.png", "style": pair[1]["id"],
+        "look": {**TINY, "iterations": 2}, "farm": "local", "workers": 1, "fast": True, "train_steps": 6,
+    }  # fmt: skip
+    reply = client.post("/api/shots", json=request)
+    assert reply.status_code == 200, reply.text
+    job = _wait(client, reply.json()["job"]["id"], timeout=300)
+    assert job["state"] == "done", job["error"]
+    assert job["kind"] == "fast" and job["stage"] == "frames" and "trained on keyframes 1, 3" in job["detail"]
+    assert job["frames"] == [1, 2, 3] and job["frames_done"] == 3 == job["frames_total"]  # not the keyframes
+    assert (root / "out" / "paint.fast.pt").is_file() and list((root / "out").glob("paint.keyframes-*/*.png"))
+    assert _image(client, f"/api/jobs/{job['id']}/frames/2.png").shape == (30, 40, 3)
+    request["train_steps"] = 0
+    assert "training steps" in _error(client.post("/api/shots", json=request), 400)
+
+
 def test_a_shot_with_a_failed_frame_ends_failed_with_its_error(client, pair, root):
     """Defect: the queue cleared the error a failed frame set, and the page showed the shot "done"."""
     _sequence(root / "plates")

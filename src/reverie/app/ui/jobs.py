@@ -28,7 +28,7 @@ class QueueFull(ReverieError):
 @dataclass
 class Job:
     kind: str
-    """preview, sweep or shot."""
+    """preview, sweep, shot or fast (a shot previewed in fast mode)."""
     label: str
     work: Callable[[Job], None]
     id: str
@@ -40,6 +40,10 @@ class Job:
     frames_total: int = 0
     frames: dict[int, bytes] = field(default_factory=dict)
     """Finished shot frames as PNG thumbnails, by frame number."""
+    stage: str = ""
+    """A fast job's stage: keyframes, training or frames (the page draws one progress bar across them)."""
+    detail: str = ""
+    """What the stage is doing, in words (which keyframes, the training's loss)."""
     error: str | None = None
     image: bytes | None = None
     """The latest PNG: a preview's current image, a sweep's grid."""
@@ -75,6 +79,8 @@ class Job:
             "frames_done": self.frames_done,
             "frames_total": self.frames_total,
             "frames": sorted(self.frames),
+            "stage": self.stage,
+            "detail": self.detail,
             "error": self.error,
             "version": self.version,
             "created": self.created,

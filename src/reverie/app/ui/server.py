@@ -8,6 +8,7 @@ only under the folders given with --root (`security.Roots`); uploads are checked
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,14 +270,31 @@ class _ShotEvents:
         pass
 
 
+def _thumbnails(target: Any) -> Callable[[int], bytes]:
+    """number -> that finished frame of the render's output as a 320-px PNG, for the page."""
+    from reverie.io import colorspace as cs
+    from reverie.io.sequences import read_frame
+
+    def thumbnail(number: int) -> bytes:
+        return png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
+
+    return thumbnail
+
+
+def _raise_failed(failed: Sequence[tuple[str, int, str]]) -> None:
+    """End the job failed, with the first failed frame's error, when frames failed."""
+    if failed:
+        number, error = failed[0][1:]
+        more = f" ({len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ReverieError(f"frame {number} failed: {error}{more}; the others are done")
+
+
 def shot_work(
     roots: security.Roots, spec: Any, look: Look, painter: Painter, farm: str, workers: int
 ) -> Callable[[Job], None]:
     """Render the shot on the chosen farm (resumable, as `reverie render`); thumbnails as frames land."""
     from reverie.farm.driver import render_batch
     from reverie.farm.executors import make_executor
-    from reverie.io import colorspace as cs
-    from reverie.io.sequences import read_frame
     from reverie.pipeline.shot import plan_target
     from reverie.pipeline.steps import Worker
 
@@ -284,19 +302,78 @@ def shot_work(
         clip = _confined_clip(roots, spec)  # again: the folder may have changed while the job waited
         target = plan_target(spec, clip)
 
-        def thumbnail(number: int) -> bytes:
-            return png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
-
         executor = make_executor(farm, workers=workers, worker=Worker(painter))
         try:
-            events = _ShotEvents(job, thumbnail)
+            events = _ShotEvents(job, _thumbnails(target))
             report = render_batch([(spec, look)], painter.runtime, executor, events, [clip])
         finally:
             executor.close()
-        if report.failed:  # the job ends failed, with the first frame's error
-            number, error = report.failed[0][1:]
-            more = f" ({len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
-            raise ReverieError(f"frame {number} failed: {error}{more}; the others are done")
+        _raise_failed(report.failed)
+
+    return work
+
+
+class _FastEvents(_ShotEvents):
+    """`reverie.farm.fast.FastEvents` for a job: the three stages on one progress display, thumbnails of
+    the network's frames (not of the keyframes: the page shows the shot), Stop at any point."""
+
+    def stage(self, stage: str, text: str) -> None:
+        if stage != "note":
+            self.job.stage = stage
+            self.job.frames_done = self.job.frames_total = 0
+            self.job.progress(0, 0)
+        self.job.detail = text
+        self.job.version += 1
+        if self.job.check_stop():
+            raise Stopped
+
+    def training(self, step: int, total: int, loss: float) -> None:
+        self.job.progress(step, total)
+        self.job.detail = f"training: step {step} / {total}, loss {loss:.4f}"
+        if self.job.check_stop():
+            raise Stopped
+
+    def frame_finished(self, shot: str, number: int, entry: dict) -> None:
+        if self.job.stage != "frames":  # a keyframe: counted, not shown
+            self.job.frames_done += 1
+            if self.job.check_stop():
+                raise Stopped
+            return
+        super().frame_finished(shot, number, entry)
+
+
+def fast_work(
+    roots: security.Roots,
+    spec: Any,
+    look: Look,
+    painter: Painter,
+    farm: str,
+    workers: int,
+    train_steps: int | None,
+) -> Callable[[Job], None]:
+    """Preview the shot in fast mode (as `reverie render --fast`): keyframes painted by the look at its
+    working size, a network trained on them in this process, every frame painted by the network."""
+    from reverie.core.distill import TrainConfig
+    from reverie.farm.executors import make_executor
+    from reverie.farm.fast import FastOptions, render_fast
+    from reverie.pipeline.shot import plan_target
+    from reverie.pipeline.steps import Worker
+
+    options = FastOptions(train=TrainConfig(steps=train_steps or TrainConfig.steps))
+
+    def work(job: Job) -> None:
+        clip = _confined_clip(roots, spec, fast=True)  # again: the folder may have changed meanwhile
+        target = plan_target(spec, clip)
+
+        executor = make_executor(farm, workers=workers, worker=Worker(painter))
+        try:
+            events = _FastEvents(job, _thumbnails(target))
+            report = render_fast(spec, look, painter.runtime, executor, events, options, clip, painter)
+        finally:
+            executor.close()
+        _raise_failed(report.frames.failed)
+        numbers = ", ".join(str(k.number) for k in report.keyframes)
+        job.detail = f"network {report.model.path.name}, trained on keyframes {numbers}"
 
     return work
 
@@ -395,10 +472,17 @@ class _Api:
             raise ReverieError("choose the farm local or ray, and 1 to 64 workers")
         roots = self.state.roots
         spec = _shot_spec(roots, data)
-        await run_in_threadpool(_confined_clip, roots, spec)  # frames exist, lie under the roots
+        fast = data.get("fast") is True
+        await run_in_threadpool(_confined_clip, roots, spec, fast)  # frames exist, lie under the roots
         label = f"shot {Path(spec.input).name} → {Path(spec.output).name}, {look.describe_u()}, {farm}"
-        work = shot_work(roots, spec, look, self.state.painter, farm, workers)
-        return self._submit("shot", label, work, style)
+        if not fast:
+            work = shot_work(roots, spec, look, self.state.painter, farm, workers)
+            return self._submit("shot", label, work, style)
+        steps = data.get("train_steps")
+        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 100_000):
+            raise ReverieError("training steps: give a whole number from 1 to 100000, or leave it empty")
+        work = fast_work(roots, spec, look, self.state.painter, farm, workers, steps)
+        return self._submit("fast", f"fast preview: {label}", work, style)
 
     async def jobs(self, request: Request) -> Response:
         return JSONResponse({"jobs": [j.to_dict() for j in self.state.queue.jobs()]})
@@ -542,10 +626,11 @@ def _frame_path(roots: security.Roots, text: str, number: int) -> Path:
     return path
 
 
-def _confined_clip(roots: security.Roots, spec: Any) -> Any:
+def _confined_clip(roots: security.Roots, spec: Any, fast: bool = False) -> Any:
     """The shot opened (its frames found and their headers read), after checking that every file it
     will read or write lies under the roots once links are followed: each input frame, and each output
-    frame, manifest, report or lock already there."""
+    frame, manifest, report or lock already there; in fast mode also the saved network and the
+    keyframes' folders and files."""
     from reverie.io.sequences import parse_pattern
     from reverie.pipeline.shot import manifest_path, open_clip, stem
 
@@ -558,6 +643,11 @@ def _confined_clip(roots: security.Roots, spec: Any) -> Any:
             manifest_path(outputs),
             *(outputs.path(0).with_name(f"{stem(outputs)}.{e}") for e in ("report.json", "lock")),
         ]
+        if fast:
+            folder, name = outputs.path(0).parent, stem(outputs)
+            side.append(folder / f"{name}.fast.pt")
+            for keys in folder.glob(f"{glob.escape(name)}.keyframes-*"):
+                side += [keys, *keys.iterdir()] if keys.is_dir() and not keys.is_symlink() else [keys]
         files += [p for p in (*(outputs.path(n) for n in clip.frames), *side) if os.path.lexists(p)]
     for file in files:
         roots.resolve(str(file), must_exist=False)

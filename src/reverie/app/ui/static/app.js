@@ -28,6 +28,7 @@ const state = {
   shownVersion: -1, // image version of the watched preview/sweep now in #preview-image
   imageLoading: false,
   viewState: null, // the watched job's state, applied to #preview-image once its image has loaded
+  playing: null, // the interval that plays the shot's frames in #shot-player, while it plays
   reported: new Set(), // own jobs whose end was already announced in #status
   pollError: null,
 };
@@ -360,13 +361,13 @@ function readSweepValues() {
   return values;
 }
 
-async function onShotRender() {
+function shotRequest() {
   requireImages(false);
   const input = $("shot-input").value.trim();
   const output = $("shot-output").value.trim();
   if (!input) throw new Error("type the shot to render: a video file or frame sequence path on the server");
   if (!output) throw new Error("type where to write the shot: an output path on the server");
-  const body = {
+  return {
     input,
     output,
     frames: $("shot-frames").value.trim(),
@@ -375,8 +376,56 @@ async function onShotRender() {
     farm: $("shot-farm").value,
     workers: readWhole("shot-workers", "workers"),
   };
+}
+
+async function onShotRender() {
+  const { job } = await postJSON("/api/shots", shotRequest());
+  adopt(job, `queued ${job.label}`);
+}
+
+// Fast mode: keyframes painted by the look, a network trained on them, every frame painted by it.
+async function onShotFast() {
+  const body = { ...shotRequest(), fast: true };
+  if ($("shot-train-steps").value.trim()) body.train_steps = readWhole("shot-train-steps", "training steps");
   const { job } = await postJSON("/api/shots", body);
   adopt(job, `queued ${job.label}`);
+}
+
+// Plays the finished frames' thumbnails in order, at 24 frames a second, until pressed again.
+function onShotPlay() {
+  const player = $("shot-player");
+  if (state.playing) {
+    clearInterval(state.playing);
+    state.playing = null;
+    $("shot-play").textContent = "Play";
+    return;
+  }
+  let index = 0;
+  player.hidden = false;
+  $("shot-play").textContent = "Pause";
+  state.playing = setInterval(() => {
+    const frames = [...$("shot-frames-view").querySelectorAll("img")];
+    if (!frames.length) return;
+    index %= frames.length;
+    player.src = frames[index].src;
+    player.alt = frames[index].alt;
+    index += 1;
+  }, 1000 / 24);
+}
+
+const SHOT_KINDS = ["shot", "fast"];
+const FAST_STAGES = ["keyframes", "training", "frames"];
+
+// One bar across a fast job's three stages; a plain shot's bar counts frames.
+function shotProgress(job) {
+  const frames = `${job.frames_done || 0} / ${job.frames_total || 0} frames`;
+  if (job.kind !== "fast") return { done: job.frames_done || 0, total: Math.max(job.frames_total || 0, 1), text: frames };
+  const stage = Math.max(FAST_STAGES.indexOf(job.stage), 0);
+  const within = job.stage === "training"
+    ? (job.iteration || 0) / Math.max(job.total || 0, 1)
+    : (job.frames_done || 0) / Math.max(job.frames_total || 0, 1);
+  const text = job.stage === "training" ? job.detail : `${job.stage || "starting"}: ${frames}`;
+  return { done: Math.round(1000 * (stage + Math.min(within, 1))), total: 3000, text: text || job.stage };
 }
 
 // Shows a job this page just created at once, without waiting for the next poll.
@@ -396,7 +445,7 @@ function putJob(job) {
 const isActive = (job) => job.state === "queued" || job.state === "running";
 
 async function onStop() {
-  const job = state.jobs.find((j) => state.mine.has(j.id) && j.kind !== "shot" && isActive(j));
+  const job = state.jobs.find((j) => state.mine.has(j.id) && !SHOT_KINDS.includes(j.kind) && isActive(j));
   if (!job) {
     showStatus("no preview or sweep of this page is queued or running");
     return;
@@ -444,7 +493,7 @@ function render() {
 // Which job an area shows: this page's newest, else (a second tab) the newest running one, else the
 // one already shown, else the newest.
 function pickWatched(area) {
-  const kinds = area === "shot" ? ["shot"] : ["preview", "sweep"];
+  const kinds = area === "shot" ? SHOT_KINDS : ["preview", "sweep"];
   const jobs = state.jobs.filter((job) => kinds.includes(job.kind));
   const byId = (id) => jobs.find((job) => job.id === id);
   return (
@@ -499,11 +548,12 @@ function renderShot(job) {
     view.replaceChildren();
   }
   const bar = $("shot-progress-bar");
-  bar.max = Math.max(job.frames_total || 0, 1);
-  bar.value = job.frames_done || 0;
+  const progress = shotProgress(job);
+  bar.max = progress.total;
+  bar.value = progress.done;
   const error = job.error ? ` · ${job.error}` : "";
-  const frames = `${job.frames_done || 0} / ${job.frames_total || 0} frames`;
-  setText($("shot-progress"), `${job.label} … ${job.state} · ${frames}${error}`);
+  setText($("shot-progress"), `${job.label} … ${job.state} · ${progress.text}${error}`);
+  $("shot-play").disabled = !(job.frames || []).length;
   const shown = new Set([...view.children].map((el) => Number(el.dataset.frame)));
   for (const n of job.frames || []) if (!shown.has(n)) insertFrame(view, job.id, n);
 }
@@ -554,8 +604,8 @@ function updateJobItem(li, job, watched) {
   li.classList.toggle("watched", watched);
   setText(li.querySelector(".job-label"), job.label);
   setText(li.querySelector(".job-state"), job.state);
-  const progress = job.kind === "shot"
-    ? `${job.frames_done || 0} / ${job.frames_total || 0} frames`
+  const progress = SHOT_KINDS.includes(job.kind)
+    ? shotProgress(job).text
     : `${job.iteration || 0} / ${job.total || 0}`;
   setText(li.querySelector(".job-progress"), job.error ? `${progress} · ${job.error}` : progress);
   li.querySelector(".job-stop").hidden = !isActive(job);
@@ -624,6 +674,8 @@ function wire() {
     "save-look": ["click", onSaveLook],
     "look-file": ["change", onLookFile],
     "shot-render": ["click", onShotRender],
+    "shot-fast": ["click", onShotFast],
+    "shot-play": ["click", onShotPlay],
   };
   for (const [id, [type, handler]] of Object.entries(handlers)) $(id).addEventListener(type, guarded(handler));
   const canvas = $("style-canvas");
