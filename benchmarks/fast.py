@@ -142,7 +142,7 @@ def farneback(previous: np.ndarray, current: np.ndarray) -> Motion:
 
 def flicker(frames: list[np.ndarray], motions: list[Motion]) -> float:
     """Mean warping error of consecutive frames; motions[i - 1] is frame i's motion to frame i - 1."""
-    pairs = zip(frames, frames[1:], motions, strict=True)
+    pairs = ((a, b, m) for (a, b), m in zip(itertools.pairwise(frames), motions, strict=True))
     return statistics.fmean(warping_error(previous, current, m) for previous, current, m in pairs)
 
 

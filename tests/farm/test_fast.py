@@ -140,6 +140,31 @@ def test_keyframe_images_of_another_aspect_are_one_line(shot, tmp_path):
         _fast(ShotSpec(shot[0], str(tmp_path / "o" / "p.%04d.png")), Look(size=32), options)
 
 
+@pytest.mark.parametrize(
+    ("files", "keyframes", "words"),
+    [
+        ({1: (32, 40), 3: (64, 80)}, None, "different sizes"),  # one is of another size
+        ({1: (32, 40)}, "1,2", "mine.0002.png does not exist"),  # one of those named is missing
+        ({1: b"not a png"}, None, "cannot read"),
+        ({}, None, "no painted keyframe"),
+    ],
+)
+def test_bad_keyframe_images_are_one_line_and_write_nothing(shot, tmp_path, files, keyframes, words):
+    painted = tmp_path / "painted"
+    painted.mkdir()
+    for n, content in files.items():
+        path = painted / f"mine.{n:04d}.png"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            write_frame(path, np.full((*content, 3), 0.5, np.float32))
+    out = tmp_path / "o"
+    options = FastOptions(keyframes=keyframes, keyframe_images=str(painted / "mine.%04d.png"), train=QUICK)
+    with pytest.raises(ReverieError, match=words):
+        _fast(ShotSpec(shot[0], str(out / "p.%04d.png")), Look(size=32), options)
+    assert not any(p.is_file() and p.suffix != ".lock" for p in out.rglob("*"))
+
+
 def test_a_damaged_network_file_says_retrain(shot, tmp_path):
     out = str(tmp_path / "out" / "paint.%04d.png")
     report = _fast(ShotSpec(shot[0], out), shot[1], FastOptions(keyframes="1,5", train=QUICK))
