@@ -21,7 +21,7 @@ All in one process, on one painter (the look's network loaded once):
 6. a side-by-side picture: plate, Gatys frame, network frame of one held-out frame.
 
     .venv/bin/python benchmarks/fast.py [--clip ../shared/data/clips/sintel_mountain_2] [--frames 48]
-        [--size 512] [--held 21-24] [--steps 1500] [--out fast-bench]
+        [--size 512] [--held 21-24] [--steps 800] [--out fast-bench]
 
 The Sintel shot is (c) Blender Foundation, durian.blender.org, CC BY 3.0. The painting is the demo's
 (scikit-image's public-domain sample, `reverie.app.samples`): needs the demo extra.

@@ -44,12 +44,13 @@ class TrainConfig:
     Defaults, chosen on a CPU (2 cores, AVX-512 bf16) with `benchmarks/fast_net.py --quality`: the
     sample painting's look (VGG16, u=4) on a pan over a photo at 256x192, keyframes 32 px apart, scored
     on a frame between them by the Gram-style distance to the painting relative to the Gatys frame's:
-    - steps 1500, batch 4, patch 112: 112-px patches leave the deep VGG layers room (a 48-px patch
+    - steps 800, batch 4, patch 112: 112-px patches leave the deep VGG layers room (a 48-px patch
       leaves conv5_1 3x3 positions and teaches a generic texture). A step costs 0.3-0.46 s in bf16
-      (0.74-1.06 s fp32) with VGG16, about 0.54 s with the temporal term: 1500 steps took 13.5 min, a
-      third of one 1080p Gatys frame, and scored 1.68x (quality bar 2x; the plate itself is 12.7x).
-      Mid-run of 800 steps (no temporal term, no style term) the ratio was 6.7/4.7/2.8/2.2 at
-      100/200/400/800 steps and still falling: fewer steps under-fit.
+      (0.74-1.06 s fp32) with VGG16, about 0.54-0.68 s with the temporal term. 800 steps scored 1.80x
+      (quality bar 2x; the plate itself is 12.7x) and fit the 10-minute training budget of a preview
+      (Sintel, 512x218: 0.68 s a step); 1500 steps scored 1.68x in 13.5-17 min (`--train-steps 1500`
+      for the final frames). Mid-run of 800 steps (no temporal term, no style term) the ratio was
+      6.7/4.7/2.8/2.2 at 100/200/400/800 steps: much fewer steps under-fit.
     - lr 4e-4 (Texler et al.), a warm-up over 5% of the steps, then a cosine decay to a tenth (see
       `lr_factor`). 1e-3 collapsed to a flat colour within 400 steps: do not raise it.
     - l1 1, perceptual 1 (a relative error per layer, see `perceptual_loss`, so 1 means the same with
@@ -61,7 +62,7 @@ class TrainConfig:
       0.018 to 0.010 and 3.85 to 4.56. Lower it for more brushwork, raise it for steadier frames.
     """
 
-    steps: int = 1500
+    steps: int = 800
     patch: int = 112
     batch: int = 4
     lr: float = 4e-4
