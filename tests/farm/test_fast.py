@@ -17,6 +17,7 @@ from conftest import CLI_WITH_TINY_NETWORK, pan_clip, save_png, stripes, tiny_ne
 from reverie.app.cli import main
 from reverie.core.distill import TrainConfig
 from reverie.errors import ReverieError
+from reverie.farm.driver import render_batch
 from reverie.farm.executors import InProcess
 from reverie.farm.fast import FastOptions, render_fast, render_shot_fast
 from reverie.io.sequences import read_frame, write_frame
@@ -163,6 +164,66 @@ def test_bad_keyframe_images_are_one_line_and_write_nothing(shot, tmp_path, file
     with pytest.raises(ReverieError, match=words):
         _fast(ShotSpec(shot[0], str(out / "p.%04d.png")), Look(size=32), options)
     assert not any(p.is_file() and p.suffix != ".lock" for p in out.rglob("*"))
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("*.png"))}
+
+
+def test_force_repaints_the_frames_not_the_keyframes(shot, tmp_path):
+    out = str(tmp_path / "out" / "paint.%04d.png")
+    _fast(ShotSpec(shot[0], out), shot[1], FastOptions(keyframes="1,5", train=QUICK))
+    (folder,) = (tmp_path / "out").glob("paint.keyframes-*")
+    painted = _mtimes(folder)
+    forced = _fast(ShotSpec(shot[0], out, force=True), shot[1], FastOptions(keyframes="1,5", train=QUICK))
+    assert forced.frames.shots[0].report.rendered == 5 and _mtimes(folder) == painted
+    steadier = shot[1].replace(temporal_weight=3.0)  # plays no part in a keyframe or the network
+    assert list((tmp_path / "out").glob("paint.keyframes-*")) == [folder]
+    again = _fast(ShotSpec(shot[0], out, force=True), steadier, FastOptions(keyframes="1,5", train=QUICK))
+    assert not again.trained and _mtimes(folder) == painted
+
+
+def test_retrain_replaces_only_fast_frames_and_refuses_before_any_keyframe(shot, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    write_frame(out / "paint.0002.png", np.zeros((32, 40, 3), np.float32))  # made by hand: no manifest
+    before = (out / "paint.0002.png").read_bytes()
+    retrain = FastOptions(keyframes="1,5", retrain=True, train=QUICK)
+    with pytest.raises(ReverieError, match="no Reverie manifest"):
+        _fast(ShotSpec(shot[0], str(out / "paint.%04d.png")), shot[1], retrain)
+    gatys = tmp_path / "gatys"
+    worker = InProcess(Worker(build_network=tiny_network))
+    spec = ShotSpec(shot[0], str(gatys / "paint.%04d.png"))
+    render_batch([(spec, shot[1])], Runtime(), worker, Events(), [None])  # a full-look render
+    frames = {p.name: p.read_bytes() for p in gatys.glob("paint.0*.png")}
+    with pytest.raises(ReverieError, match="not fast mode"):
+        _fast(spec, shot[1], retrain)
+    assert (out / "paint.0002.png").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in gatys.glob("paint.0*.png")} == frames and len(frames) == 5
+    assert not list(out.glob("paint.keyframes-*")) and not list(gatys.glob("paint.keyframes-*"))
+
+
+def test_the_artists_keyframes_are_never_written_over(shot, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for n in (1, 5):
+        write_frame(out / f"paint.{n:04d}.png", read_frame(Path(shot[0] % n)))
+    before = (out / "paint.0001.png").read_bytes()
+    options = FastOptions(keyframe_images=str(out / "paint.%04d.png"), train=QUICK)
+    with pytest.raises(ReverieError, match="never writes over its own inputs"):
+        _fast(ShotSpec(shot[0], str(out / "paint.%04d.png"), force=True), Look(size=32), options)
+    assert (out / "paint.0001.png").read_bytes() == before
+
+
+def test_keyframes_painted_at_another_size_give_frames_at_the_plates_size(shot, tmp_path):
+    painted = tmp_path / "painted"
+    painted.mkdir()
+    for n in (1, 5):  # painted at 3/4 of the plate's size
+        write_frame(painted / f"mine.{n:04d}.png", np.full((24, 30, 3), 0.5, np.float32))
+    out = tmp_path / "out" / "paint.%04d.png"
+    options = FastOptions(keyframe_images=str(painted / "mine.%04d.png"), train=QUICK)
+    _fast(ShotSpec(shot[0], str(out)), Look(size=32), options)
+    assert {read_frame(Path(str(out) % n)).shape for n in range(1, 6)} == {(32, 40, 3)}
 
 
 def test_a_damaged_network_file_says_retrain(shot, tmp_path):

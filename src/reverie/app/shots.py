@@ -216,6 +216,10 @@ def render_fast_cli(
         raise ReverieError(f"--save-look {save_look}: a look file must end in .toml")
     console = Console(stderr=True, quiet=quiet)
     clip = open_clip(spec)
+    if options.keyframe_images is None:  # the look paints the keyframes: what would fail them fails now
+        _check_look_inputs(look, clip)
+    if save_look is not None:
+        atomic_write_bytes(save_look, look.to_toml().encode())
     executor = make_executor(
         farm.farm, workers=farm.workers, address=farm.address, threads=farm.threads, retries=farm.retries
     )
@@ -228,8 +232,6 @@ def render_fast_cli(
             result = render_fast(spec, look, runtime, executor, events, options, clip)
     finally:
         executor.close()
-    if save_look is not None:
-        atomic_write_bytes(save_look, look.to_toml().encode())
     frames = result.frames
     for farm_shot in frames.shots:
         console.print(_shot_table(farm_shot.report))

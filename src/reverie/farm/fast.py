@@ -5,7 +5,7 @@ every frame of the shot painted by that network (Texler et al. 2020; see `reveri
    (`reverie.pipeline.keyframes`), or the frames given with --keyframes, or the artist's own painted
    frames (--keyframe-images).
 2. The keyframes are painted by the look (refine to --output-size included) as a render of their own,
-   on the same farm, into ``paint.keyframes/`` beside the output: resumable, and kept as the training
+   on the same farm, into ``paint.keyframes-KEY/`` beside the output: resumable, and kept as the training
    set and for comparison.
 3. The network is trained in the driver's process on (plate, painted keyframe) patches, with a
    temporal term on consecutive plates, and saved beside the output (``paint.fast.pt``) under a key:
@@ -20,6 +20,7 @@ The output's lock is held across the four, so no other render writes there meanw
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ from reverie.farm.driver import FarmEvents, FarmReport, render_batch
 from reverie.farm.executors import Executor, InProcess
 from reverie.io import colorspace as cs
 from reverie.io.images import resize
-from reverie.io.outputs import output_lock
+from reverie.io.outputs import check_new, check_not_an_input, output_lock
 from reverie.io.sequences import parse_pattern, read_frame
 from reverie.look import Look
 from reverie.nets import weights_digest
@@ -49,7 +50,7 @@ from reverie.pipeline.keyframes import (
     describe,
     parse_keyframes,
 )
-from reverie.pipeline.manifest import load_manifest
+from reverie.pipeline.manifest import key_difference, load_manifest
 from reverie.pipeline.plan import DEFAULT_MAX_KEYFRAMES
 from reverie.pipeline.shot import (
     Clip,
@@ -59,6 +60,7 @@ from reverie.pipeline.shot import (
     existing_frames,
     open_clip,
     plan_target,
+    render_key,
     stem,
 )
 from reverie.pipeline.steps import Worker
@@ -171,16 +173,17 @@ def render_fast(
     target = plan_target(spec, clip)
     check_not_over_inputs(spec, look, clip, target)
     with output_lock(target.lock_path, str(target.video or spec.output)):
+        held = _check_output_free(spec, look, runtime, clip, target)  # before minutes of painting
         keyframes = _keyframes(clip, options)
+        _check_not_over_keyframe_images(target, clip, keyframes, options)
         for line in describe(keyframes):
             events.stage("note", line)
         painted = _painted_keyframes(spec, look, runtime, executor, events, clip, keyframes, options)
         path = model_path(target.pattern, stem(target.pattern))
         key = _model_key(spec, look, runtime, options, keyframes, painted)
         model = None if options.retrain else saved_model(path, key)
-        if options.retrain:  # a new network repaints the shot: its frames replace the old network's
-            spec = replace(spec, force=True)
-        _check_output_free(spec, clip, target, model)  # before minutes of training, not after
+        if held is not None and (model is None or model.digest != held):
+            spec = _replacing(spec, target, options)  # before minutes of training, not after
         started, trained = time.perf_counter(), model is None
         if model is None:
             painter = painter or _driver_painter(executor, runtime)
@@ -195,23 +198,60 @@ def render_fast(
     return FastReport(keyframes, model, trained, seconds, frames)
 
 
-def _check_output_free(spec: ShotSpec, clip: Clip, target: Target, model: FastModel | None) -> None:
-    """Refuse now what the frames' render would refuse after the training: frames in the output that
-    another render made (another look, another network) or that no manifest vouches for."""
+def _check_output_free(
+    spec: ShotSpec, look: Look, runtime: Runtime, clip: Clip, target: Target
+) -> str | None:
+    """Refuse now, before keyframes and training, what the frames' render would refuse at the end:
+    frames or a video in the output that another render made (another look or settings, or a render
+    that was not fast) or that no manifest vouches for. Returns the digest of the network whose frames
+    the output holds, when they are this render's (None: there are none)."""
     if spec.force:
-        return
+        return None
     found = load_manifest(target.manifest_path)
-    if found is not None and (model is None or found.key.get("fast") != model.digest):
+    if found is None:
+        existing = existing_frames(target, clip)
+        if existing:
+            raise ReverieError(
+                f"{len(existing)} frame(s) such as {existing[0]} are already there and no Reverie "
+                "manifest says how they were made: choose another output, or pass --force to replace them"
+            )
+        if target.video is not None:
+            check_new(target.video, force=False)
+        return None
+    key = render_key(spec, look, target, runtime)
+    theirs = {k: v for k, v in found.key.items() if k != "fast"}
+    if "fast" not in found.key or theirs != key:
+        why = key_difference(theirs, key) if "fast" in found.key else "a render that was not fast mode"
         raise ReverieError(
-            f"{target.manifest_path.parent}{os.sep} holds frames of another render (another look or "
-            "network): choose another output, or pass --force to replace them"
+            f"{target.manifest_path.parent}{os.sep} holds frames of another render ({why}): choose "
+            "another output, or pass --force to replace them"
         )
-    existing = existing_frames(target, clip)
-    if found is None and existing:
+    return str(found.key["fast"])
+
+
+def _replacing(spec: ShotSpec, target: Target, options: FastOptions) -> ShotSpec:
+    """The spec of frames that replace those of this look by another network: only with --retrain."""
+    if not (options.retrain or spec.force):
         raise ReverieError(
-            f"{len(existing)} frame(s) such as {existing[0]} are already there and no Reverie manifest "
-            "says how they were made: choose another output, or pass --force to replace them"
+            f"{target.manifest_path.parent}{os.sep} holds frames of another render (this look's, by a "
+            "network trained on other keyframes or settings): pass --retrain to replace them and the "
+            "network, or choose another output"
         )
+    return replace(spec, force=True)
+
+
+def _check_not_over_keyframe_images(
+    target: Target, clip: Clip, keyframes: list[Keyframe], options: FastOptions
+) -> None:
+    """The artist's painted keyframes are inputs: no output of this render may write over them."""
+    pattern = parse_pattern(options.keyframe_images) if options.keyframe_images else None
+    if pattern is None:
+        return
+    outputs = [target.pattern.path(n) for n in clip.frames]
+    outputs += [target.manifest_path, target.report_path, model_path(target.pattern, stem(target.pattern))]
+    check_not_an_input(
+        [*outputs, *([target.video] if target.video else [])], [pattern.path(k.number) for k in keyframes]
+    )
 
 
 def _driver_painter(executor: Executor, runtime: Runtime) -> Painter:
@@ -272,10 +312,10 @@ def _painted_keyframes(
         pattern = parse_pattern(options.keyframe_images)
         assert pattern is not None
         return _artist_keyframes([pattern.path(n) for n in numbers], numbers, clip)
-    keys_spec = _keyframes_spec(spec, look, numbers)
+    keys_spec = _keyframes_spec(spec, look, runtime, numbers)
     events.stage("keyframes", f"painting the keyframes with the look into {Path(keys_spec.output).parent}/")
     # Keyframes are far apart: each is painted from scratch, at the look's full iterations.
-    report = render_batch([(keys_spec, look.replace(temporal_weight=0))], runtime, executor, events, [None])
+    report = render_batch([(keys_spec, keyframe_look(look))], runtime, executor, events, [None])
     if report.failed:
         _, number, error = report.failed[0]
         raise ReverieError(f"keyframe {number} could not be painted: {error}")
@@ -284,19 +324,20 @@ def _painted_keyframes(
     return {n: read_frame(pattern.path(n)) for n in numbers}
 
 
-def _keyframes_spec(spec: ShotSpec, look: Look, numbers: list[int]) -> ShotSpec:
-    """The keyframes' own render: 16-bit display PNGs in paint.keyframes-LOOKHASH/ beside the output.
-    A folder per look: keyframes of the looks tried before stay there to compare, and a look tried
-    again finds its keyframes painted."""
+def _keyframes_spec(spec: ShotSpec, look: Look, runtime: Runtime, numbers: list[int]) -> ShotSpec:
+    """The keyframes' own render: 16-bit display PNGs in paint.keyframes-KEY/ beside the output.
+    A folder per look and keyframe settings: keyframes of the looks tried before stay there to compare,
+    a look tried again finds its keyframes painted, and --force (for the frames) does not repaint them."""
     target_pattern = parse_pattern(spec.output)
     if target_pattern is not None:
         folder, name = target_pattern.path(0).parent, stem(target_pattern)
     else:  # a video alone: beside it
         video = Path(spec.output)
         folder, name = video.parent, video.stem
-    output = folder / f"{name}.keyframes-{look.hash()[:8]}" / f"{name}.%04d.png"
+    output = folder / f"{name}.keyframes-{_keyframes_key(spec, look, runtime)}" / f"{name}.%04d.png"
     return replace(
         spec,
+        force=False,
         output=str(output),
         frames=",".join(map(str, numbers)),
         output_colorspace=cs.NETWORK_COLORSPACE,
@@ -304,6 +345,19 @@ def _keyframes_spec(spec: ShotSpec, look: Look, numbers: list[int]) -> ShotSpec:
         bit_depth=16,
         allow_gaps=False,
     )
+
+
+def _keyframes_key(spec: ShotSpec, look: Look, runtime: Runtime) -> str:
+    """What changes a painted keyframe's pixels (the keyframes' render key, less its paths): 8 hex."""
+    settings = [keyframe_look(look).hash(), spec.output_size, runtime.precision]
+    settings.append(weights_digest(look.network, runtime.weights))
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]
+
+
+def keyframe_look(look: Look) -> Look:
+    """The look as it paints keyframes: far apart, each from scratch (the temporal weight plays no part,
+    so a change to it neither repaints the keyframes nor retrains the network)."""
+    return look.replace(temporal_weight=0)
 
 
 def _artist_keyframes(paths: list[Path], numbers: list[int], clip: Clip) -> dict[int, np.ndarray]:
@@ -338,7 +392,7 @@ def _model_key(
     for number in sorted(painted):
         digest.update(np.ascontiguousarray(painted[number], dtype=np.float32).tobytes())
     return {
-        "look": look.hash(),
+        "look": keyframe_look(look).hash(),
         "input": str(Path(spec.input).resolve()),
         "keyframes": [k.number for k in keyframes],
         "painted": digest.hexdigest(),

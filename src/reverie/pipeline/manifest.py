@@ -72,7 +72,7 @@ def open_manifest(path: Path, key: dict[str, Any], existing: list[Path], *, forc
     found = load_manifest(path) if not force else None
     if found is not None and found.key != key:
         raise ReverieError(
-            f"{path.parent}{os.sep} holds frames of another render ({_difference(found.key, key)}): "
+            f"{path.parent}{os.sep} holds frames of another render ({key_difference(found.key, key)}): "
             "choose another output, or pass --force to replace them"
         )
     if found is None and existing and not force:
@@ -83,6 +83,7 @@ def open_manifest(path: Path, key: dict[str, Any], existing: list[Path], *, forc
     return found or Manifest(path, key)
 
 
-def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+def key_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two render keys, in words: "look abc there, def now"."""
     names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k} {old.get(k)} there, {new.get(k)} now" for k in names)
