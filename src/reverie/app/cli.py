@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from reverie.core.distill import TrainConfig
+from reverie.core.distill import MAX_STEPS, TrainConfig
 from reverie.engine.painter import Painter
 from reverie.engine.sweep import (
     MAX_TILES,
@@ -403,8 +403,8 @@ def render(
         raise ReverieError(
             "--fast renders one shot of independent frames: leave out --batch, --chunk and --chunk-overlap"
         )
-    if train_steps is not None and not 1 <= train_steps <= 1_000_000:
-        raise ReverieError(f"--train-steps {train_steps}: give a number of steps from 1 to 1000000")
+    if train_steps is not None and not 1 <= train_steps <= MAX_STEPS:
+        raise ReverieError(f"--train-steps {train_steps}: give a number of steps from 1 to {MAX_STEPS}")
     chosen = FastOptions(
         keyframes,
         DEFAULT_MAX_KEYFRAMES if max_keyframes is None else max_keyframes,

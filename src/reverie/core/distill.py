@@ -36,6 +36,9 @@ Features = Callable[[Tensor], list[Tensor]]
 
 _EPS = 1e-8
 
+MAX_STEPS = 1_000_000
+"""The longest training anyone should ask for (days on a CPU): more is a typo."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -73,7 +76,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("steps", self.steps, 1, 10_000_000)
+        _check_int("steps", self.steps, 1, MAX_STEPS)
         _check_int("patch", self.patch, 8, 4096)
         _check_int("batch", self.batch, 1, 1024)
         _check_int("seed", self.seed, 0, 2**63 - 1)

@@ -48,7 +48,6 @@ def train_network(
     train_config: TrainConfig,
     *,
     on_step: Callable[[int, int, float], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[FastNet, TrainReport]:
     """A network trained to paint `plates` as `painted` (keyframes, display RGB of one size each), steady
     along `pairs`, with the look's network as its perceptual measure."""
@@ -70,7 +69,6 @@ def train_network(
         train_config,
         features=features,
         on_step=on_step,
-        should_stop=should_stop,
         autocast_dtype=autocast_dtype(painter.runtime),
     )
     return net.eval(), report

@@ -478,9 +478,13 @@ class _Api:
         if not fast:
             work = shot_work(roots, spec, look, self.state.painter, farm, workers)
             return self._submit("shot", label, work, style)
+        from reverie.core.distill import MAX_STEPS
+
         steps = data.get("train_steps")
-        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 100_000):
-            raise ReverieError("training steps: give a whole number from 1 to 100000, or leave it empty")
+        if steps is not None and (type(steps) is not int or not 1 <= steps <= MAX_STEPS):
+            raise ReverieError(
+                f"training steps: give a whole number from 1 to {MAX_STEPS}, or leave it empty"
+            )
         work = fast_work(roots, spec, look, self.state.painter, farm, workers, steps)
         return self._submit("fast", f"fast preview: {label}", work, style)
 
