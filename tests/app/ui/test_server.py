@@ -268,6 +268,22 @@ def test_a_fast_preview_of_a_shot_runs_its_three_stages_as_one_job(client, pair,
     assert "training steps" in _error(client.post("/api/shots", json=request), 400)
 
 
+@pytest.mark.parametrize("link", ["out/paint.frames", "out/paint.keyframes-0badc0de"])
+def test_a_video_outputs_folders_that_lead_out_of_the_roots_are_refused(client, pair, root, tmp_path, link):
+    """A video's frames and a fast preview's keyframes live in folders beside it: a link there that
+    leads out of the roots would let the page write outside them."""
+    _sequence(root / "plates")
+    (root / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (root / link).symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    request = {
+        "input": "plates/plate.%04d.png", "output": "out/paint.mp4", "style": pair[1]["id"],
+        "look": {**TINY, "iterations": 2}, "fast": True, "train_steps": 6,
+    }  # fmt: skip
+    assert "--root" in _error(client.post("/api/shots", json=request), 403)
+    assert not list((tmp_path / "elsewhere").iterdir())
+
+
 def test_a_shot_with_a_failed_frame_ends_failed_with_its_error(client, pair, root):
     """Defect: the queue cleared the error a failed frame set, and the page showed the shot "done"."""
     _sequence(root / "plates")
