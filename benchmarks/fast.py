@@ -21,7 +21,8 @@ All in one process, on one painter (the look's network loaded once):
 6. a side-by-side picture: plate, Gatys frame, network frame of one held-out frame.
 
     .venv/bin/python benchmarks/fast.py [--clip ../shared/data/clips/sintel_mountain_2] [--frames 48]
-        [--size 512] [--held 21-24] [--steps 800] [--out fast-bench]
+        [--size 512] [--held 21-24|auto] [--steps 800] [--out fast-bench]
+        [--known-motion PHOTO [--pan 4] [--speed 8]] [--skip-1080]
 
 The Sintel shot is (c) Blender Foundation, durian.blender.org, CC BY 3.0. The painting is the demo's
 (scikit-image's public-domain sample, `reverie.app.samples`): needs the demo extra.
@@ -193,13 +194,28 @@ def speed_1080(painter: Painter, look: Look, plate: np.ndarray, painting: np.nda
     return found
 
 
+def held_out(held: str, keyframes: list[int], frames: int) -> list[int]:
+    """FIRST-LAST, or with "auto" the 4 consecutive frames farthest from every keyframe (the hardest)."""
+    if held != "auto":
+        first, last = (int(n) for n in held.split("-"))
+        return list(range(first, last + 1))
+
+    def distance(start: int) -> int:
+        return min(abs(n - k) for n in range(start, start + 4) for k in keyframes)
+
+    start = max(range(1, frames - 2), key=distance)
+    return list(range(start, start + 4))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=Path("../shared/data/clips/sintel_mountain_2"))
     parser.add_argument("--pattern", default="frame_%04d.png")
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--held", default="21-24", help="consecutive held-out frames, not keyframes")
+    parser.add_argument(
+        "--held", default="21-24", help="consecutive held-out frames, not keyframes; auto: the 4 farthest"
+    )
     parser.add_argument("--steps", type=int, default=TrainConfig().steps)
     parser.add_argument("--precision", default="mixed")
     parser.add_argument("--skip-1080", action="store_true")
@@ -234,8 +250,6 @@ def main() -> None:
         for number, plate in enumerate(clip, 1):
             write_image(args.clip / (args.pattern % number), plate, bit_depth=16)
     plates_pattern = str(args.clip / args.pattern)
-    first, last = (int(n) for n in args.held.split("-"))
-    held = list(range(first, last + 1))
     print(f"{args.clip}: frames 1-{args.frames} at {args.size} px, {look.describe_u()}, {look.network}")
 
     clock = Clock()
@@ -253,6 +267,7 @@ def main() -> None:
     )
     fast_total = time.perf_counter() - started
     keys = [k.number for k in report.keyframes]
+    held = held_out(args.held, keys, args.frames)
     if set(keys) & set(held):
         raise SystemExit(f"held-out frames {args.held} include keyframes {keys}: choose others with --held")
     stages = {
@@ -263,7 +278,10 @@ def main() -> None:
 
     clock = Clock()
     gatys_spec = ShotSpec(
-        plates_pattern, str(args.out / "gatys" / "paint.%04d.png"), frames=args.held, output_size=args.size
+        plates_pattern,
+        str(args.out / "gatys" / "paint.%04d.png"),
+        frames=f"{held[0]}-{held[-1]}",
+        output_size=args.size,
     )
     started = time.perf_counter()
     render_batch([(gatys_spec, look)], runtime, executor, clock, [None])
