@@ -26,7 +26,7 @@ from reverie.engine.memory import estimate_bytes, frame_bytes, largest_fitting_s
 from reverie.engine.painter import to_tensor as _to_tensor
 from reverie.engine.process import available_memory, release_freed_memory
 from reverie.errors import ReverieError
-from reverie.io.images import fit_long_side, read_image, resize
+from reverie.io.images import fit_long_side, output_dimensions, read_image, resize
 from reverie.look import INIT_MODES, Look, crop_box
 from reverie.nets import check_layers
 from reverie.runtime import Runtime, autocast_dtype, fp32_finish, resolve_device
@@ -394,7 +394,7 @@ def finish(image: torch.Tensor, plate: np.ndarray, mode: str, output_size: int |
     working image, so colour edges stay as sharp as the plate's.
     """
     height, width = plate.shape[:2]
-    size = fit_long_side(width, height, output_size) if output_size else (width, height)
+    size = output_dimensions(width, height, output_size)
     out = resize(_to_array(image), size)
     if mode == "content":
         plate_t = torch.from_numpy(resize(plate, size)).permute(2, 0, 1)[None] * 255

@@ -38,7 +38,7 @@ from reverie.farm.driver import FarmEvents, FarmReport, render_batch
 from reverie.farm.executors import Executor, InProcess
 from reverie.io import colorspace as cs
 from reverie.io.images import resize
-from reverie.io.outputs import check_new, check_not_an_input, output_lock
+from reverie.io.outputs import check_new, output_lock
 from reverie.io.sequences import parse_pattern, read_frame
 from reverie.look import Look
 from reverie.nets import weights_digest
@@ -50,7 +50,7 @@ from reverie.pipeline.keyframes import (
     describe,
     parse_keyframes,
 )
-from reverie.pipeline.manifest import key_difference, load_manifest
+from reverie.pipeline.manifest import load_manifest, open_manifest
 from reverie.pipeline.plan import DEFAULT_MAX_KEYFRAMES
 from reverie.pipeline.shot import (
     Clip,
@@ -171,11 +171,10 @@ def render_fast(
     _check(spec, look, options)
     clip = clip or open_clip(spec)
     target = plan_target(spec, clip)
-    check_not_over_inputs(spec, look, clip, target)
+    check_not_over_inputs(spec, look, clip, target, _artist_keyframe_files(clip, options))
     with output_lock(target.lock_path, str(target.video or spec.output)):
         held = _check_output_free(spec, look, runtime, clip, target)  # before minutes of painting
         keyframes = _keyframes(clip, options)
-        _check_not_over_keyframe_images(target, clip, keyframes, options)
         for line in describe(keyframes):
             events.stage("note", line)
         painted = _painted_keyframes(spec, look, runtime, executor, events, clip, keyframes, options)
@@ -208,25 +207,19 @@ def _check_output_free(
     if spec.force:
         return None
     found = load_manifest(target.manifest_path)
-    if found is None:
-        existing = existing_frames(target, clip)
-        if existing:
-            raise ReverieError(
-                f"{len(existing)} frame(s) such as {existing[0]} are already there and no Reverie "
-                "manifest says how they were made: choose another output, or pass --force to replace them"
-            )
-        if target.video is not None:
-            check_new(target.video, force=False)
-        return None
     key = render_key(spec, look, target, runtime)
-    theirs = {k: v for k, v in found.key.items() if k != "fast"}
-    if "fast" not in found.key or theirs != key:
-        why = key_difference(theirs, key) if "fast" in found.key else "a render that was not fast mode"
-        raise ReverieError(
-            f"{target.manifest_path.parent}{os.sep} holds frames of another render ({why}): choose "
-            "another output, or pass --force to replace them"
-        )
-    return str(found.key["fast"])
+    if found is not None:
+        if "fast" not in found.key:
+            raise ReverieError(
+                f"{target.manifest_path.parent}{os.sep} holds frames of another render (a render that "
+                "was not fast mode): choose another output, or pass --force to replace them"
+            )
+        key["fast"] = found.key["fast"]  # which network made them is weighed once it is known
+    # The frames' render's own refusals: another render's manifest, frames no manifest vouches for.
+    open_manifest(target.manifest_path, key, existing_frames(target, clip), force=False)
+    if found is None and target.video is not None:
+        check_new(target.video, force=False)
+    return None if found is None else str(found.key["fast"])
 
 
 def _replacing(spec: ShotSpec, target: Target, options: FastOptions) -> ShotSpec:
@@ -240,18 +233,10 @@ def _replacing(spec: ShotSpec, target: Target, options: FastOptions) -> ShotSpec
     return replace(spec, force=True)
 
 
-def _check_not_over_keyframe_images(
-    target: Target, clip: Clip, keyframes: list[Keyframe], options: FastOptions
-) -> None:
-    """The artist's painted keyframes are inputs: no output of this render may write over them."""
+def _artist_keyframe_files(clip: Clip, options: FastOptions) -> list[Path]:
+    """The artist's painted keyframes that may be there: inputs, which no output may write over."""
     pattern = parse_pattern(options.keyframe_images) if options.keyframe_images else None
-    if pattern is None:
-        return
-    outputs = [target.pattern.path(n) for n in clip.frames]
-    outputs += [target.manifest_path, target.report_path, model_path(target.pattern, stem(target.pattern))]
-    check_not_an_input(
-        [*outputs, *([target.video] if target.video else [])], [pattern.path(k.number) for k in keyframes]
-    )
+    return [] if pattern is None else [pattern.path(n) for n in clip.frames]
 
 
 def _driver_painter(executor: Executor, runtime: Runtime) -> Painter:
@@ -328,12 +313,7 @@ def _keyframes_spec(spec: ShotSpec, look: Look, runtime: Runtime, numbers: list[
     """The keyframes' own render: 16-bit display PNGs in paint.keyframes-KEY/ beside the output.
     A folder per look and keyframe settings: keyframes of the looks tried before stay there to compare,
     a look tried again finds its keyframes painted, and --force (for the frames) does not repaint them."""
-    target_pattern = parse_pattern(spec.output)
-    if target_pattern is not None:
-        folder, name = target_pattern.path(0).parent, stem(target_pattern)
-    else:  # a video alone: beside it
-        video = Path(spec.output)
-        folder, name = video.parent, video.stem
+    folder, name = keyframes_home(spec.output)
     output = folder / f"{name}.keyframes-{_keyframes_key(spec, look, runtime)}" / f"{name}.%04d.png"
     return replace(
         spec,
@@ -345,6 +325,16 @@ def _keyframes_spec(spec: ShotSpec, look: Look, runtime: Runtime, numbers: list[
         bit_depth=16,
         allow_gaps=False,
     )
+
+
+def keyframes_home(output: str) -> tuple[Path, str]:
+    """(folder, name): the keyframes' folders are folder/name.keyframes-KEY/, beside the output's
+    frames, or beside a video output."""
+    pattern = parse_pattern(output)
+    if pattern is not None:
+        return pattern.path(0).parent, stem(pattern)
+    video = Path(output)
+    return video.parent, video.stem
 
 
 def _keyframes_key(spec: ShotSpec, look: Look, runtime: Runtime) -> str:

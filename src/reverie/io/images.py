@@ -670,6 +670,11 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes, axis=2), 0, 1).astype(np.float32, copy=False)
 
 
+def output_dimensions(width: int, height: int, output_size: int | None) -> tuple[int, int]:
+    """A painted frame's (width, height): the plate's, or its long side at --output-size."""
+    return fit_long_side(width, height, output_size) if output_size else (width, height)
+
+
 def fit_long_side(width: int, height: int, long_side: int) -> tuple[int, int]:
     """(width, height) scaled, aspect kept, so that the long side is `long_side` (up or down); the short
     side is rounded half up, and at least 1."""

@@ -12,7 +12,7 @@ lists finished frames, so a re-run renders only what is missing. This module pri
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -185,21 +185,27 @@ def open_clip(spec: ShotSpec) -> Clip:
     )
 
 
+def frames_pattern(output: str) -> SequencePattern:
+    """Where a render's frames go: the output's pattern, or for a video output a folder beside it (a
+    video alone is not resumable: its frames live there as 16-bit display PNGs). Makes nothing."""
+    if is_video(output):
+        video = Path(output)
+        return require_pattern(str(video.with_name(f"{video.stem}.frames") / f"{video.stem}.%04d.png"))
+    return require_pattern(output)
+
+
 def plan_target(spec: ShotSpec, clip: Clip) -> Target:
     """Frames pattern, colourspace and video of the output; checked before any work is done."""
     if spec.encode is not None and spec.encode not in ("prores", "h264"):
         raise ReverieError(f"--encode {spec.encode!r} is not known: use prores or h264")
     video: Path | None
     codec: str | None
+    pattern = frames_pattern(spec.output)
     if is_video(spec.output):
         video = Path(spec.output)
         codec = spec.encode or default_video_codec(video)
-        # A video alone is not resumable: its frames live beside it as 16-bit display PNGs.
-        folder = video.with_name(f"{video.stem}.frames")
-        pattern = require_pattern(str(folder / f"{video.stem}.%04d.png"))
         colour = cs.NETWORK_COLORSPACE
     else:
-        pattern = require_pattern(spec.output)
         codec = spec.encode
         video = _video_beside(pattern, codec) if codec else None
         colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace)
@@ -240,14 +246,17 @@ def render_key(spec: ShotSpec, look: Look, target: Target, runtime: Runtime) -> 
     return key
 
 
-def check_not_over_inputs(spec: ShotSpec, look: Look, clip: Clip, target: Target) -> None:
+def check_not_over_inputs(
+    spec: ShotSpec, look: Look, clip: Clip, target: Target, more: Sequence[Path] = ()
+) -> None:
     """Refuse, even with --force, a render whose output would write over one of its inputs: the video
-    or plates it reads (under any name), or a painting, mask or u map of its look."""
+    or plates it reads (under any name), a painting, mask or u map of its look, or `more` (those of
+    them that are there: fast mode's painted keyframes)."""
     if is_video(spec.input):
         plates = [Path(spec.input)]
     else:
         plates = [require_pattern(spec.input).path(n) for n in clip.frames]
-    inputs: list[str | Path] = [*plates, *look.files()]
+    inputs: list[str | Path] = [*plates, *look.files(), *more]
     outputs = [target.pattern.path(n) for n in clip.frames]
     outputs += [target.manifest_path, target.report_path, target.lock_path]
     check_not_an_input([*outputs, *([target.video] if target.video else [])], inputs)

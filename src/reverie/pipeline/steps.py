@@ -25,7 +25,7 @@ from reverie.engine.fast import paint_frame
 from reverie.engine.painter import NetworkBuilder, Painter, trim_oldest
 from reverie.engine.still import Continuity
 from reverie.io import colorspace as cs
-from reverie.io.images import atomic_path, fit_long_side, read_image, resize
+from reverie.io.images import atomic_path, output_dimensions, read_image, resize
 from reverie.io.sequences import read_frame, write_frame
 from reverie.look import Look
 from reverie.pipeline.fastmodel import FastModel, LoadedModel, load_model
@@ -174,8 +174,7 @@ def fast_step(worker: Worker, job: ShotJob, number: int) -> dict:
     began = time.perf_counter()
     sized = plate if (plate.shape[1], plate.shape[0]) == loaded.size else resize(plate, loaded.size)
     painted = paint_frame(loaded.net, sized, painter)
-    height, width = plate.shape[:2]
-    size = fit_long_side(width, height, job.spec.output_size) if job.spec.output_size else (width, height)
+    size = output_dimensions(plate.shape[1], plate.shape[0], job.spec.output_size)
     if (painted.shape[1], painted.shape[0]) != size:  # trained at another size (the artist's keyframes)
         painted = resize(painted, size)
     seconds = time.perf_counter() - began

@@ -635,27 +635,23 @@ def _confined_clip(roots: security.Roots, spec: Any, fast: bool = False) -> Any:
     will read or write lies under the roots once links are followed: each input frame, and each output
     frame, manifest, report or lock already there; in fast mode also the saved network and the
     keyframes' folders and files."""
-    from reverie.io.sequences import parse_pattern, require_pattern
-    from reverie.io.video import is_video
-    from reverie.pipeline.shot import manifest_path, open_clip, stem
+    from reverie.io.sequences import parse_pattern
+    from reverie.pipeline.shot import frames_pattern, manifest_path, open_clip, stem
 
     clip = open_clip(spec)
     inputs = parse_pattern(spec.input)
     files = [inputs.path(n) for n in clip.frames] if inputs is not None else []
     # Where the render writes, worked out without making anything (plan_target makes folders): a
-    # video's frames live in a folder beside it, its keyframes' folders beside it too.
-    video = Path(spec.output) if is_video(spec.output) else None
-    if video is not None:
-        outputs = require_pattern(str(video.with_name(f"{video.stem}.frames") / f"{video.stem}.%04d.png"))
-        beside, name = video.parent, video.stem
-    else:
-        outputs = require_pattern(spec.output)
-        beside, name = outputs.path(0).parent, stem(outputs)
+    # video output's frames folder and keyframes' folders lie beside it.
+    outputs = frames_pattern(spec.output)
     frames_at, frames_name = outputs.path(0).parent, stem(outputs)
     side = [manifest_path(outputs), frames_at]
     side += [frames_at / f"{frames_name}.{e}" for e in ("report.json", "lock")]
     if fast:
         side.append(frames_at / f"{frames_name}.fast.pt")
+        from reverie.farm.fast import keyframes_home
+
+        beside, name = keyframes_home(spec.output)
         for keys in beside.glob(f"{glob.escape(name)}.keyframes-*"):
             side += [keys, *keys.iterdir()] if keys.is_dir() and not keys.is_symlink() else [keys]
     files += [p for p in (*(outputs.path(n) for n in clip.frames), *side) if os.path.lexists(p)]
