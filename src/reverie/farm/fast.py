@@ -406,8 +406,8 @@ def _train(
 ) -> FastModel:
     numbers = [k.number for k in keyframes]
     height, width = painted[numbers[0]].shape[:2]
-    plates = [_plate(clip, n, (width, height)) for n in numbers]
-    pairs = _pairs(clip, (width, height))
+    plates = [training_plate(clip, n, (width, height)) for n in numbers]
+    pairs = training_pairs(clip, (width, height))
     events.stage(
         "training",
         f"training the network on {len(numbers)} keyframes at {width}x{height} and {len(pairs)} frame pairs",
@@ -426,12 +426,13 @@ def _train(
     return save_model(path, key, net, options.train, (width, height), summary)
 
 
-def _plate(clip: Clip, number: int, size: tuple[int, int]) -> np.ndarray:
+def training_plate(clip: Clip, number: int, size: tuple[int, int]) -> np.ndarray:
+    """A plate as the network trains on it and paints it: display RGB at the keyframes' size."""
     plate = cs.to_display(clip.read(number), clip.colorspace)
     return plate if (plate.shape[1], plate.shape[0]) == size else resize(plate, size)
 
 
-def _pairs(clip: Clip, size: tuple[int, int]) -> list[Pair]:
+def training_pairs(clip: Clip, size: tuple[int, int]) -> list[Pair]:
     """Consecutive plate pairs spread evenly over the shot, with their motion at the training size."""
     frames = clip.frames
     if len(frames) < 2:
@@ -440,7 +441,7 @@ def _pairs(clip: Clip, size: tuple[int, int]) -> list[Pair]:
     starts = sorted({round(i * (len(frames) - 2) / max(count - 1, 1)) for i in range(count)})
     pairs = []
     for at in starts:
-        previous, current = (_plate(clip, frames[i], size) for i in (at, at + 1))
+        previous, current = (training_plate(clip, frames[i], size) for i in (at, at + 1))
         moved = motion(previous, current)
         pairs.append(Pair(previous, current, moved.flow, moved.mask))
     return pairs
