@@ -57,9 +57,14 @@ class TrainConfig:
     - lr 4e-4 (Texler et al.), a warm-up over 5% of the steps, then a cosine decay to a tenth (see
       `lr_factor`). 1e-3 collapsed to a flat colour within 400 steps: do not raise it.
     - l1 1, perceptual 1 (a relative error per layer, see `perceptual_loss`, so 1 means the same with
-      any feature network), style 1: a Gram term per patch (see `feature_losses`) took the ratio at
-      800 steps from 2.20 to 1.80 (3 made it 2.57): on frames it has not seen, a network trained on
-      pixels and features alone hedges between strokes and paints them faint.
+      any feature network), style 4: a Gram term per patch (see `feature_losses`). On frames it has
+      not seen, a network trained on pixels and features alone hedges between strokes and paints them
+      faint. On the pan, style 1 took the ratio at 800 steps from 2.20 to 1.80 (3 made it 2.57). On
+      the Sintel shot (512x218, 4 keyframes, `benchmarks/fast_retrain.py`), style 1 scored 2.84x on
+      held-out frames: the network's frames had 2.4x less fine detail than the Gatys frames, and the
+      conv1_1-conv3_1 Gram distances were 8-18x the Gatys frames' (conv5_1 1.6x). Style 4 scored 1.96x
+      (content 1.00x, flicker 0.86x under Reverie's flow, 0.16x under Farneback): a real shot's
+      keyframes hold more different strokes than the pan's, and the hedging costs more there.
     - temporal 1, in the L1 term's units: at 800 steps it cut the warping error on a held-out pair of
       the pan (exact flow) from 0.032 to 0.026 and raised the ratio from 1.80 to 2.00; at 400 steps
       0.018 to 0.010 and 3.85 to 4.56. Lower it for more brushwork, raise it for steadier frames.
@@ -71,7 +76,7 @@ class TrainConfig:
     lr: float = 4e-4
     l1: float = 1.0
     perceptual: float = 1.0
-    style: float = 1.0
+    style: float = 4.0
     temporal: float = 1.0
     seed: int = 0
 
