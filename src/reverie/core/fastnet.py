@@ -179,7 +179,7 @@ class _Residual(nn.Module):
 
 
 class _Up(nn.Module):
-    """2x nearest upsampling and a convolution, then the skip connection's features joined in."""
+    """2x upsampling (nearest; bilinear with antialias), a convolution, then the skip features joined in."""
 
     def __init__(self, c_in: int, c_out: int, smooth: bool = False) -> None:
         super().__init__()
