@@ -20,6 +20,7 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,6 @@ from fast import STYLE_LAYERS, exact_motion, farneback, flicker, vgg19_measures
 from reverie.core.distill import TrainConfig
 from reverie.core.fastnet import FastNetConfig
 from reverie.engine.fast import paint_frame, train_network
-from reverie.engine.painter import Painter
 from reverie.farm.fast import training_pairs, training_plate
 from reverie.io.images import read_image, write_image
 from reverie.look import Look
@@ -39,18 +39,10 @@ from reverie.pipeline.steps import Worker
 from reverie.runtime import Runtime
 
 
-def per_layer(painter: Painter, images: list[np.ndarray], painting: np.ndarray) -> list[float]:
-    """The mean style distance to the painting of each layer in STYLE_LAYERS, over `images`."""
-    vgg, _ = painter.network("vgg19")
-
-    def grams(image: np.ndarray) -> list[torch.Tensor]:
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            found = vgg(x * 255.0, frozenset(STYLE_LAYERS))
-        flat = [found[n][0].float().flatten(1) for n in STYLE_LAYERS]
-        return [f @ f.T / f.shape[1] for f in flat]
-
-    target = grams(painting)
+def per_layer(
+    grams: Callable[[np.ndarray], list[torch.Tensor]], images: list[np.ndarray], target: list[torch.Tensor]
+) -> list[float]:
+    """Each STYLE_LAYERS layer's mean style distance over `images` to the painting's Grams `target`."""
     rows = [
         [float((g - t).pow(2).sum() / t.pow(2).sum()) for g, t in zip(grams(i), target, strict=True)]
         for i in images
@@ -129,8 +121,8 @@ def main() -> None:
         name: flicker([ours[n] for n in held], m) / flicker([gatys(n) for n in held], m)
         for name, m in flows.items()
     }
-    layers_net = per_layer(painter, [ours[n] for n in held], painting)
-    layers_gatys = per_layer(painter, [gatys(n) for n in held], painting)
+    layers_net = per_layer(grams, [ours[n] for n in held], target)
+    layers_gatys = per_layer(grams, [gatys(n) for n in held], target)
     result = {
         "tag": args.tag,
         "bench": str(args.bench),
