@@ -211,6 +211,36 @@ def test_another_look_is_refused_then_forced(capsys, tmp_path, style):
     assert frame.stat().st_mtime_ns != mtime
 
 
+def test_plates_read_in_another_colourspace_are_another_render(capsys, tmp_path, style):
+    """Defect: the key named the output's colourspace only, so plates re-read as linear into the same
+    sRGB output resumed and mixed frames painted from other pixels."""
+    plates = write_clip(tmp_path / "in", pan_clip(2, 32, 40))
+    out = tmp_path / "out" / "paint.%04d.png"
+    srgb = ("--output-colorspace", "sRGB", *TINY)
+    assert run(capsys, "render", plates, "-o", out, "--style", style, *srgb)[0] == 0
+    frame = tmp_path / "out" / "paint.0001.png"
+    mtime = frame.stat().st_mtime_ns
+    code, _, err = run(
+        capsys, "render", plates, "-o", out, "--style", style, "--input-colorspace", "linear", *srgb
+    )
+    assert code == 2 and "another render" in err and len(err.strip().splitlines()) == 1, err
+    # The plates' own colourspace named by an alias is the same render: nothing to paint.
+    code, _, err = run(
+        capsys, "render", plates, "-o", out, "--style", style, "--input-colorspace", "srgb", *srgb
+    )
+    assert code == 0, err
+    assert frame.stat().st_mtime_ns == mtime
+
+
+def test_flicker_is_measured_between_consecutive_frames_only(capsys, tmp_path, style):
+    plates = write_clip(tmp_path / "in", pan_clip(4, 32, 40))
+    out = tmp_path / "out" / "paint.%04d.png"
+    assert run(capsys, "render", plates, "-o", out, "--style", style, "--frames", "1-2,4", *TINY)[0] == 0
+    frames = json.loads((tmp_path / "out" / "paint.manifest.json").read_text())["frames"]
+    assert frames["2"]["flicker"] > 0
+    assert "flicker" not in frames["1"] and "flicker" not in frames["4"]  # 4 follows 2: a gap
+
+
 def test_other_weights_or_precision_are_another_render(capsys, tmp_path, style):
     """Defect: the manifest's key named neither the weights nor the precision, so a resumed render
     could mix frames painted with other weights (or a checkpoint rewritten under the same name)."""

@@ -95,8 +95,11 @@ class FarmShot:
     """Frames painted (not cross-faded) in this run, in the order they finished."""
 
     def previous_frame(self, number: int) -> int | None:
+        """The plate frame just before `number`, if the shot has it. Flicker is measured between
+        consecutive frames only: across a gap (--frames 1-5,9, fast mode's far-apart keyframes) the
+        plate moves several frames' worth, and the figure would be another measure."""
         at = self.clip.frames.index(number)
-        return self.clip.frames[at - 1] if at else None
+        return self.clip.frames[at - 1] if at and self.clip.frames[at - 1] == number - 1 else None
 
     def raw_exists(self, chain: int, number: int) -> bool:
         return self.job.raw_path(chain, number).is_file()

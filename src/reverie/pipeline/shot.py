@@ -88,6 +88,8 @@ class Target:
     video: Path | None
     codec: str | None
     bit_depth: int | None = None
+    source_colorspace: str | None = None
+    """The plates' colourspace (canonical name): another one paints other pixels from the same files."""
 
     @property
     def manifest_path(self) -> Path:
@@ -215,7 +217,7 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
     check_frame_writable(pattern.path(clip.frames[0]))
     if video is not None:
         check_location(video)
-    return Target(pattern, colour, video, codec, spec.bit_depth)
+    return Target(pattern, colour, video, codec, spec.bit_depth, cs.resolve_colorspace(clip.colorspace))
 
 
 def display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
@@ -237,6 +239,7 @@ def render_key(spec: ShotSpec, look: Look, target: Target, runtime: Runtime) -> 
         "input": str(Path(spec.input).resolve()),
         "output_size": spec.output_size,
         "colorspace": target.colorspace,
+        "input_colorspace": target.source_colorspace,
         "bit_depth": spec.bit_depth,
         "weights": weights_digest(look.network, runtime.weights),
         "precision": runtime.precision,
