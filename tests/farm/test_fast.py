@@ -242,6 +242,7 @@ def test_a_damaged_network_file_says_retrain(shot, tmp_path):
         (("--keyframe-images", "x.png"), "pattern"),
         (("--max-keyframes", "0"), "1 or more"),
         (("--keyframes", "1,5", "--max-keyframes", "3"), "leave out --max-keyframes"),
+        (("--keyframe-images", "p.%04d.png", "--max-keyframes", "3"), "leave out --max-keyframes"),
         (("--chunk", "4"), "leave out"),
     ],
 )

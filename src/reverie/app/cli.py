@@ -414,6 +414,11 @@ def render(
     )
     if keyframes is not None and max_keyframes is not None:
         raise ReverieError("--keyframes chooses the keyframes by hand: leave out --max-keyframes")
+    if keyframe_images is not None and max_keyframes is not None:
+        raise ReverieError(
+            "--keyframe-images trains on every painted frame it finds: leave out --max-keyframes "
+            "(or pick some of them with --keyframes)"
+        )
     render_fast_cli(shots[0], runtime, options, chosen, save_look=save_look, report=report, quiet=quiet)
 
 

@@ -40,7 +40,6 @@ class LoadedModel:
     net: FastNet
     size: tuple[int, int]
     """(width, height) the network paints at: the painted keyframes' size."""
-    key: dict[str, Any]
 
 
 def model_path(pattern: SequencePattern, stem: str) -> Path:
@@ -93,7 +92,7 @@ def load_model(model: FastModel, device: torch.device) -> LoadedModel:
     except (RuntimeError, KeyError, TypeError) as err:
         raise _damaged(model.path, err) from None
     width, height = record["size"]
-    return LoadedModel(net.to(device).eval(), (int(width), int(height)), record["key"])
+    return LoadedModel(net.to(device).eval(), (int(width), int(height)))
 
 
 def describe(path: Path) -> dict[str, Any]:
