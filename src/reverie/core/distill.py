@@ -78,6 +78,7 @@ class TrainConfig:
     perceptual: float = 1.0
     style: float = 4.0
     temporal: float = 1.0
+    shift: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,7 +88,7 @@ class TrainConfig:
         _check_int("seed", self.seed, 0, 2**63 - 1)
         if not _finite(self.lr) or not 0 < self.lr <= 1:
             raise ReverieError(f"lr must be a number above 0 and at most 1, got {self.lr!r}")
-        for name in ("l1", "perceptual", "style", "temporal"):
+        for name in ("l1", "perceptual", "style", "temporal", "shift"):
             value = getattr(self, name)
             if not _finite(value) or not 0 <= value <= 1e6:
                 raise ReverieError(f"{name} weight must be a number from 0 to 1e6, got {value!r}")
@@ -181,7 +182,7 @@ class TrainReport:
     loss: float
     """The weighted loss over the last 5% of the steps (one step's patches are a noisy measure)."""
     terms: dict[str, float]
-    """The same window's mean of each unweighted term: l1, perceptual, temporal."""
+    """The same window's mean of each unweighted term: l1, perceptual, style, temporal, shift."""
     history: tuple[float, ...]
     """The mean loss over each tenth of the steps trained: how training went, in ten numbers."""
     stopped: bool
@@ -209,10 +210,11 @@ def train(
     A step: `config.batch` random aligned patches of `config.patch` px from random keyframes (crops
     only: flips or rotations would break guides that encode position), plus, with pairs and a temporal
     weight, half as many aligned patches of random pairs; loss = l1 * L1 + perceptual * perceptual term
-    + style * style term (both with `features`, see `feature_losses`) + temporal * `temporal_term`;
-    one Adam step. Use bf16 on CPUs with bf16 instructions: 2x faster, same result here. The same
-    seed, network and data give the same network on a CPU. autocast_dtype: e.g. torch.bfloat16 for the
-    forward passes (the weights and Adam stay float32). A non-finite loss is a one-line ReverieError.
+    + style * style term (both with `features`, see `feature_losses`) + temporal * `temporal_term`
+    + shift * `shift_term` (on the keyframe patches); one Adam step. Use bf16 on CPUs with bf16
+    instructions: 2x faster, same result here. The same seed, network and data give the same network
+    on a CPU. autocast_dtype: e.g. torch.bfloat16 for the forward passes (the weights and Adam stay
+    float32). A non-finite loss is a one-line ReverieError.
     """
     _check_network(net, data)
     generator = torch.Generator().manual_seed(config.seed)
@@ -280,11 +282,14 @@ def _loss(
             terms.update(feature_losses(features, out, y))
         if data.has_pairs and config.temporal > 0:
             terms["temporal"] = temporal_term(net, *pair_patches(data, config.patch, config.batch, generator))
+        if config.shift > 0:
+            terms["shift"] = shift_term(net, x, out, generator)
     weights = {
         "l1": config.l1,
         "perceptual": config.perceptual,
         "style": config.style,
         "temporal": config.temporal,
+        "shift": config.shift,
     }
     total = sum(
         (weights[name] * term.float() for name, term in terms.items()), torch.zeros((), device=device)
@@ -338,6 +343,26 @@ def temporal_term(net: FastNet, previous: Tensor, current: Tensor, flows: Tensor
     painted_previous, painted_current = both.chunk(2)
     trusted = masks * _inside(flows)
     diff = (painted_current - warp(painted_previous, flows)).abs() * trusted
+    return diff.sum() / (3 * trusted.sum() + _EPS)
+
+
+def shift_term(net: FastNet, patches: Tensor, painted: Tensor, generator: torch.Generator) -> Tensor:
+    """Mean |net(shifted patches) - shifted net(patches)| over the pixels that stay inside the patch,
+    each patch shifted by its own random (dx, dy) of up to half the network's coarsest stride.
+
+    A pan is a shift of the plate, mostly by a fraction of a pixel and never by a multiple of the
+    stride; a network whose strokes depend on where the plate falls on its subsampling grid repaints
+    them each frame (shimmer). Unlike the temporal term this needs no flow, so it is exact, and every
+    keyframe patch of every step teaches it. Guides are shifted with the plate: a guide that encodes
+    the screen position (not the scene) should train with shift 0.
+    """
+    n, _, h, w = patches.shape
+    reach = 2.0 ** (net.config.levels - 1)
+    offsets = (torch.rand((n, 2, 1, 1), generator=generator) * 2 - 1) * reach
+    flows = offsets.to(patches.device).expand(n, 2, h, w).contiguous()
+    moved = net(warp(patches, flows)).float()
+    trusted = _inside(flows)
+    diff = (moved - warp(painted.float(), flows)).abs() * trusted
     return diff.sum() / (3 * trusted.sum() + _EPS)
 
 
