@@ -63,11 +63,19 @@ class TrainConfig:
       the Sintel shot (512x218, 4 keyframes, `benchmarks/fast_retrain.py`), style 1 scored 2.84x on
       held-out frames: the network's frames had 2.4x less fine detail than the Gatys frames, and the
       conv1_1-conv3_1 Gram distances were 8-18x the Gatys frames' (conv5_1 1.6x). Style 4 scored 1.96x
-      (content 1.00x, flicker 0.86x under Reverie's flow, 0.16x under Farneback): a real shot's
-      keyframes hold more different strokes than the pan's, and the hedging costs more there.
+      retrained, 1.85x in a full `benchmarks/fast.py` run (content 1.01x, flicker 0.85x under
+      Reverie's flow, 0.14x under Farneback): a real shot's keyframes hold more different strokes
+      than the pan's, and the hedging costs more there.
     - temporal 1, in the L1 term's units: at 800 steps it cut the warping error on a held-out pair of
       the pan (exact flow) from 0.032 to 0.026 and raised the ratio from 1.80 to 2.00; at 400 steps
       0.018 to 0.010 and 3.85 to 4.56. Lower it for more brushwork, raise it for steadier frames.
+      Temporal 10 (with style 4 and `FastNetConfig.antialias`) cut the known-motion clip's flicker
+      under the exact flow from 5.1x the temporal Gatys render's to 2.3x, but took Sintel's held-out
+      style from 1.96x to 2.69x.
+    - shift 0: the `shift_term` (a plate moved by a random offset painted as its painting moved).
+      Shift 3 with style 4 took the known-motion clip's flicker (exact flow) from 5.1x to 4.2x and
+      Sintel's from 0.86x to 0.68x (Reverie's flow), but the held-out style from 2.01x to 2.15x and
+      from 1.96x to 2.29x, at 13% more per step: like the temporal weight, a trade, not a default.
     """
 
     steps: int = 800
