@@ -252,7 +252,7 @@ def test_the_shift_term_steadies_the_strokes_under_a_subpixel_pan():
     assert fits[3.0] < 1.5 * fits[0.0], fits  # steadier, not by painting nothing
 
 
-class Painter(torch.nn.Module):
+class FunctionNet(torch.nn.Module):
     """A stand-in network: any image function, with the config the shift term reads."""
 
     def __init__(self, function) -> None:
@@ -266,7 +266,7 @@ class Painter(torch.nn.Module):
 def test_the_shift_term_is_zero_only_for_a_painter_that_commutes_with_shifts():
     x, generator = plate(3)[None], torch.Generator().manual_seed(0)
     for function, commutes in [(lambda t: 1 - t, True), (lambda t: t.flip(-1), False)]:
-        net = Painter(function)
+        net = FunctionNet(function)
         with torch.no_grad():
             term = float(shift_term(net, x, net(x), generator))
         assert (term < 1e-5) == commutes, term

@@ -358,7 +358,7 @@ def shift_term(net: FastNet, patches: Tensor, painted: Tensor, generator: torch.
     """Mean |net(shifted patches) - shifted net(patches)| over the pixels that stay inside the patch,
     each patch shifted by its own random (dx, dy) of up to half the network's coarsest stride.
 
-    A pan is a shift of the plate, mostly by a fraction of a pixel and never by a multiple of the
+    A pan is a shift of the plate, mostly by a fraction of a pixel and seldom by a multiple of the
     stride; a network whose strokes depend on where the plate falls on its subsampling grid repaints
     them each frame (shimmer). Unlike the temporal term this needs no flow, so it is exact, and every
     keyframe patch of every step teaches it. Guides are shifted with the plate: a guide that encodes
