@@ -343,6 +343,7 @@ def main() -> None:
         "end_to_end_speedup": gatys_shot / fast_total,
         "quality_ratios_network_over_gatys": quality,
         "flicker": flickers,
+        "known_motion": {"pan": args.pan, "speed": args.speed} if args.known_motion else None,
         "train_steps": args.steps,
         "precision": args.precision,
     }

@@ -116,7 +116,10 @@ def main() -> None:
         "farneback": [farneback(a, b) for a, b in itertools.pairwise(run_plates)],
     }
     if known:
-        flows["exact"] = [exact_motion((width, height), 4, 8, n - 1) for n in held[1:]]
+        moves = run.get("known_motion") or {"pan": 4, "speed": 8}  # runs before it was kept: the defaults
+        flows["exact"] = [
+            exact_motion((width, height), moves["pan"], moves["speed"], n - 1) for n in held[1:]
+        ]
     flickers = {
         name: flicker([ours[n] for n in held], m) / flicker([gatys(n) for n in held], m)
         for name, m in flows.items()
