@@ -1,17 +1,19 @@
 """Fast mode's network on this machine: size, speed of a 1920x1080 frame, memory of a 3840x2160 frame,
 and the cost of a training step.
 
-    python benchmarks/fast_net.py [--repeats 3] [--configs 32,3,5 24,3,5 32,3,7] [--budget-gib 8]
-                                  [--train-steps 4] [--skip speed memory seams training]
+    python benchmarks/fast_net.py [--repeats 3] [--configs 32,3,5 24,3,5 32,3,5,dilated]
+                                  [--budget-gib 8] [--train-steps 4]
+                                  [--skip speed memory seams training]
                                   [--quality STEPS [--temporal W]]
 
-For each candidate FastNetConfig (width,levels,blocks): parameters, MACs per 1080p frame (counted by
-hooks), and the median seconds of `paint` on a 1920x1080 frame in float32 and in bf16 autocast (both
-channels_last, as the network runs). Then, for the first config, the peak memory (RSS above the
-process's baseline, in a fresh process each) of painting 3840x2160 whole and tiled as `tile_for_memory`
-chooses for --budget-gib, with the largest tiled-vs-whole difference of a smaller frame. Last, seconds
-per training step at TrainConfig's defaults (patch, batch) with the real VGG16 as the perceptual measure
-at the film's layers, in float32 and in bf16. With --quality, a network trained on Gatys keyframes of
+For each candidate FastNetConfig (width,levels,blocks, then optional flags: dilated, antialias):
+parameters, MACs per 1080p frame (counted by hooks), and the median seconds of `paint` on a 1920x1080
+frame in float32 and in bf16 autocast (both channels_last, as the network runs). Then, for the first
+config, the peak memory (RSS above the process's baseline, in a fresh process each) of painting
+3840x2160 whole and tiled as `tile_for_memory` chooses for --budget-gib, with the largest
+tiled-vs-whole difference of a smaller frame. Last, seconds per training step at TrainConfig's
+defaults (patch, batch) with the real VGG16 as the perceptual measure at the film's layers, in float32
+and in bf16. With --quality, a network trained on Gatys keyframes of
 a pan is scored against the quality bar (see `quality`). Medians; other tenants add noise, so compare
 within a run. `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1000000000000` in the environment keeps glibc
 from returning the large buffers between frames (fp32 1080p 6.2 -> 4.6 s, bf16 2.0 -> 1.0 s here).
@@ -47,8 +49,11 @@ def frame(height: int, width: int, channels: int = 3) -> torch.Tensor:
 
 
 def config_of(text: str) -> FastNetConfig:
-    width, levels, blocks = (int(v) for v in text.split(","))
-    return FastNetConfig(width=width, levels=levels, blocks=blocks)
+    """'width,levels,blocks' with optional flags after them: '32,3,5,dilated', '32,3,5,antialias'."""
+    width, levels, blocks, *flags = text.split(",")
+    return FastNetConfig(
+        width=int(width), levels=int(levels), blocks=int(blocks), **{flag: True for flag in flags}
+    )
 
 
 def macs(net: FastNet, height: int, width: int) -> int:

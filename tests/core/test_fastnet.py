@@ -52,6 +52,8 @@ def test_config_round_trip():
         {"width": "32"},
         {"depth": 3},
         {"antialias": 1},
+        {"dilated": "yes"},
+        {"antialias": True, "dilated": True},
     ],
 )
 def test_bad_config_is_one_line(record):
@@ -169,5 +171,44 @@ def test_antialias_tiles_match_whole():
     net = shaken(FastNetConfig(width=8, levels=2, blocks=1, antialias=True))
     image = smooth_frame(96, 128)
     whole, tiled = paint(net, image), paint(net, image, tile=64, overlap=16)
+    assert (whole - image).abs().mean() > 0.02
+    assert (tiled - whole).abs().max() < 0.02
+
+
+def test_dilated_paints_any_whole_pixel_pan_as_the_same_painting_moved():
+    """Dilated, the network never subsamples: away from the frame's edges a pan by any whole number of
+    pixels moves the painting exactly, where the strided network paints other strokes."""
+    image = smooth_frame(64, 120)
+    small = {"width": 8, "levels": 2, "blocks": 1}
+    reach = 2 * (1 + 2 + 4 + 4 + 2 + 1) + 4  # each dilated level's taps, down and up, and the body
+
+    def shift_error(config: FastNetConfig, shift: int) -> float:
+        net = shaken(config, scale=0.05)
+        whole = paint(net, image[..., :100])
+        moved = paint(net, image[..., shift : shift + 100])
+        return float(
+            (moved[..., reach : 100 - reach - shift] - whole[..., reach + shift : 100 - reach]).abs().max()
+        )
+
+    for shift in (1, 2, 3):
+        assert shift_error(FastNetConfig(**small, dilated=True), shift) < 1e-5
+        assert shift_error(FastNetConfig(**small), shift) > 1e-3
+
+
+def test_dilated_keeps_every_level_at_full_resolution_and_width():
+    config = FastNetConfig(width=8, levels=3, blocks=1, dilated=True)
+    assert config.multiple == 1
+    assert config.channels() == [8, 8, 8, 8]
+    net = shaken(config)
+    out = paint(net, torch.rand(1, 3, 13, 21))  # no padding to a grid: any size paints as it is
+    assert out.shape == (1, 3, 13, 21)
+
+
+def test_dilated_tiles_match_whole():
+    """The dilated network's taps reach zeros at a tile's edge from further in: it needs 24 px of overlap
+    here where the strided one needs 16 for the same largest difference."""
+    net = shaken(FastNetConfig(width=8, levels=2, blocks=1, dilated=True))
+    image = smooth_frame(96, 128)
+    whole, tiled = paint(net, image), paint(net, image, tile=64, overlap=24)
     assert (whole - image).abs().mean() > 0.02
     assert (tiled - whole).abs().max() < 0.02

@@ -64,6 +64,14 @@ class FastNetConfig:
     256x192, keyframes 1 and 16, 800 steps, `benchmarks/fast_retrain.py`) it cut the flicker under the
     exact flow from 3.40x to 2.73x the temporal Gatys render's, at the same held-out style distance
     (2.43x against 2.45x), but the keyframes' style distance rose from 1.72x to 1.97x.
+
+    dilated: no subsampling at all: every level works at full resolution with its taps 2**level px apart
+    (the "a trous" form of the same U-Net: same reach, `width` channels at every level). A network that
+    subsamples paints other strokes when the plate moves by a number of pixels that is not a multiple of
+    its stride (a 4-px pan through the default network changes a frame 5.7x as much as an 8-px one):
+    that is the shimmer of a pan. A dilated network commutes with every whole-pixel shift, away from the
+    frame's edges. It has 0.24 M parameters at width 32 and costs about twice the default's time per
+    1080p frame.
     """
 
     guides: int = 0
@@ -71,14 +79,18 @@ class FastNetConfig:
     levels: int = 3
     blocks: int = 5
     antialias: bool = False
+    dilated: bool = False
 
     def __post_init__(self) -> None:
         _check_int("guides", self.guides, 0, 64)
         _check_int("width", self.width, 4, 256)
         _check_int("levels", self.levels, 0, 6)
         _check_int("blocks", self.blocks, 0, 32)
-        if not isinstance(self.antialias, bool):
-            raise ReverieError(f"antialias must be true or false, got {self.antialias!r}")
+        for name in ("antialias", "dilated"):
+            if not isinstance(getattr(self, name), bool):
+                raise ReverieError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.antialias and self.dilated:
+            raise ReverieError("antialias and dilated exclude each other: a dilated network never subsamples")
 
     @property
     def in_channels(self) -> int:
@@ -86,12 +98,21 @@ class FastNetConfig:
 
     @property
     def multiple(self) -> int:
-        """Frames are padded to a multiple of this many pixels (2**levels) inside the network."""
-        return 2**self.levels
+        """Frames are padded to a multiple of this many pixels (2**levels; 1 when dilated) inside the
+        network."""
+        return 1 if self.dilated else 2**self.levels
 
     def channels(self) -> list[int]:
-        """Channels at each level, full resolution first."""
+        """Channels at each level, full resolution first (all `width` when dilated: every level is at
+        full resolution, so doubling would multiply the cost)."""
+        if self.dilated:
+            return [self.width] * (self.levels + 1)
         return [self.width * min(2**level, _WIDEST) for level in range(self.levels + 1)]
+
+    def dilation(self, level: int) -> int:
+        """The spacing of a level's convolution taps at full resolution: 2**level when dilated, else 1
+        (the level's own grid is already 2**level times coarser)."""
+        return 2**level if self.dilated else 1
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -125,8 +146,8 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> None:
         raise ReverieError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
 
 
-def _conv(c_in: int, c_out: int, stride: int = 1, zero: bool = False) -> nn.Conv2d:
-    conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+def _conv(c_in: int, c_out: int, stride: int = 1, zero: bool = False, dilation: int = 1) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation)
     if zero:
         nn.init.zeros_(conv.weight)
     else:
@@ -140,12 +161,19 @@ def _act() -> nn.LeakyReLU:
     return nn.LeakyReLU(_SLOPE, inplace=True)
 
 
-def _double(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(_conv(c_in, c_out, stride), _act(), _conv(c_out, c_out), _act())
+def _double(c_in: int, c_out: int, stride: int = 1, dilation: tuple[int, int] = (1, 1)) -> nn.Sequential:
+    first, second = dilation
+    return nn.Sequential(
+        _conv(c_in, c_out, stride, dilation=first), _act(), _conv(c_out, c_out, dilation=second), _act()
+    )
 
 
-def _down(c_in: int, c_out: int, antialias: bool) -> nn.Sequential:
-    if not antialias:
+def _down(c_in: int, c_out: int, config: FastNetConfig, level: int) -> nn.Sequential:
+    """From `level` to `level + 1`: a stride-2 convolution (blurred first with antialias) and another at
+    the coarser grid; when dilated, the same two at full resolution with their taps spread out instead."""
+    if config.dilated:
+        return _double(c_in, c_out, dilation=(config.dilation(level), config.dilation(level + 1)))
+    if not config.antialias:
         return _double(c_in, c_out, stride=2)
     return nn.Sequential(_BlurDown(), *_double(c_in, c_out))
 
@@ -170,26 +198,33 @@ class _BlurDown(nn.Module):
 class _Residual(nn.Module):
     """x + conv(act(conv(x))), the second convolution starting at zero (the block starts as identity)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, dilation: int = 1) -> None:
         super().__init__()
-        self.branch = nn.Sequential(_conv(channels, channels), _act(), _conv(channels, channels, zero=True))
+        self.branch = nn.Sequential(
+            _conv(channels, channels, dilation=dilation),
+            _act(),
+            _conv(channels, channels, zero=True, dilation=dilation),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.branch(x)
 
 
 class _Up(nn.Module):
-    """2x upsampling (nearest; bilinear with antialias), a convolution, then the skip features joined in."""
+    """2x upsampling (nearest; bilinear with antialias; none when dilated), a convolution, then the skip
+    features joined in."""
 
-    def __init__(self, c_in: int, c_out: int, smooth: bool = False) -> None:
+    def __init__(self, c_in: int, c_out: int, config: FastNetConfig, level: int) -> None:
         super().__init__()
-        self.mode = "bilinear" if smooth else "nearest"
-        self.lift = nn.Sequential(_conv(c_in, c_out), _act())
-        self.merge = nn.Sequential(_conv(2 * c_out, c_out), _act())
+        self.mode = None if config.dilated else "bilinear" if config.antialias else "nearest"
+        spacing = config.dilation(level)
+        self.lift = nn.Sequential(_conv(c_in, c_out, dilation=spacing), _act())
+        self.merge = nn.Sequential(_conv(2 * c_out, c_out, dilation=spacing), _act())
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        x = self.lift(F.interpolate(x, scale_factor=2.0, mode=self.mode))
-        return self.merge(torch.cat([x, skip], dim=1))
+        if self.mode is not None:
+            x = F.interpolate(x, scale_factor=2.0, mode=self.mode)
+        return self.merge(torch.cat([self.lift(x), skip], dim=1))
 
 
 class FastNet(nn.Module):
@@ -200,12 +235,11 @@ class FastNet(nn.Module):
         self.config = config = config or FastNetConfig()
         widths = config.channels()
         self.stem = _double(config.in_channels, widths[0])
-        self.down = nn.ModuleList(
-            _down(widths[i], widths[i + 1], config.antialias) for i in range(config.levels)
-        )
-        self.body = nn.Sequential(*(_Residual(widths[-1]) for _ in range(config.blocks)))
+        self.down = nn.ModuleList(_down(widths[i], widths[i + 1], config, i) for i in range(config.levels))
+        bottom = config.dilation(config.levels)
+        self.body = nn.Sequential(*(_Residual(widths[-1], bottom) for _ in range(config.blocks)))
         self.up = nn.ModuleList(
-            _Up(widths[i + 1], widths[i], config.antialias) for i in reversed(range(config.levels))
+            _Up(widths[i + 1], widths[i], config, i) for i in reversed(range(config.levels))
         )
         self.head = _conv(widths[0], 3, zero=True)
 
@@ -330,10 +364,16 @@ reordered copies; float32 (bf16 halves most of it). Measured by benchmarks/fast_
 the baseline) at 3840x2160 with the default config: whole, 5.45 GiB against an estimate of 6.30; in
 1568-px tiles (`tile_for_memory` for 2 GiB), 1.92 GiB including the frame's buffers."""
 
+DILATED_BYTES_PER_PIXEL_PER_CHANNEL = 30
+"""The same for a dilated network, whose every level's skip features are full-resolution. Measured at
+3840x2160 (width 32): whole, 6.93 GiB against an estimate of 7.8; at 28 bytes the 2 GiB plan's tiles
+peaked at 2.01 GiB."""
+
 
 def paint_bytes(config: FastNetConfig, height: int, width: int) -> int:
     """Estimated peak bytes of painting a height x width piece whole (activations only)."""
-    per_pixel = BYTES_PER_PIXEL_PER_CHANNEL * config.width + 4 * 2 * (config.in_channels + 3)
+    per_channel = DILATED_BYTES_PER_PIXEL_PER_CHANNEL if config.dilated else BYTES_PER_PIXEL_PER_CHANNEL
+    per_pixel = per_channel * config.width + 4 * 2 * (config.in_channels + 3)
     return per_pixel * height * width
 
 
