@@ -112,3 +112,68 @@ def pan_clip(
         frame[top : top + side, left : left + side] = (0.85, 0.15, 0.1)
         out.append(frame)
     return out
+
+
+# A show's OCIO config, small: a scene-linear space with an alias, an sRGB-like display space, file
+# rules (PNG is display sRGB, the rest linear), and a display with a plain view and a luma view (a
+# singular matrix: it cannot be inverted).
+SHOW_CONFIG = """\
+ocio_profile_version: 2
+
+roles:
+  default: show_lin
+  scene_linear: show_lin
+
+file_rules:
+  - !<Rule> {name: Pictures, extension: "png", pattern: "*", colorspace: show_srgb}
+  - !<Rule> {name: Default, colorspace: show_lin}
+
+displays:
+  Monitor:
+    - !<View> {name: Standard, colorspace: show_srgb}
+    - !<View> {name: Luma, colorspace: show_luma}
+
+colorspaces:
+  - !<ColorSpace>
+    name: show_lin
+    aliases: [lin_show]
+    encoding: scene-linear
+  - !<ColorSpace>
+    name: show_srgb
+    encoding: sdr-video
+    from_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055, direction: inverse}
+  - !<ColorSpace>
+    name: show_luma
+    encoding: sdr-video
+    from_scene_reference: !<GroupTransform>
+      children:
+        - !<MatrixTransform>
+          matrix: [0.2126, 0.7152, 0.0722, 0, 0.2126, 0.7152, 0.0722, 0,
+                   0.2126, 0.7152, 0.0722, 0, 0, 0, 0, 1]
+        - !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055, direction: inverse}
+"""
+
+
+def write_show_config(folder: Path, text: str = SHOW_CONFIG) -> Path:
+    path = folder / "show.ocio"
+    path.write_text(text)
+    return path
+
+
+def write_layered(path: Path, beauty: float, diffuse: float, specular: float) -> None:
+    """A two-part EXR: part "beauty" (R, G, B, plus specular.R/G/B channels) and part "diffuse"
+    (diffuse.R/G/B/A), each layer a flat value."""
+    import OpenImageIO as oiio  # the shots extra: only the tests that need layers import it
+
+    first = oiio.ImageSpec(8, 6, 6, "half")
+    first.channelnames = ("R", "G", "B", "specular.R", "specular.G", "specular.B")
+    first.attribute("name", "beauty")
+    second = oiio.ImageSpec(8, 6, 4, "half")
+    second.channelnames = ("diffuse.R", "diffuse.G", "diffuse.B", "diffuse.A")
+    second.attribute("name", "diffuse")
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), [first, second])
+    out.write_image(np.concatenate([np.full((6, 8, 3), beauty), np.full((6, 8, 3), specular)], -1))
+    assert out.open(str(path), second, "AppendSubimage")
+    out.write_image(np.concatenate([np.full((6, 8, 3), diffuse), np.ones((6, 8, 1))], -1).astype(np.float32))
+    out.close()

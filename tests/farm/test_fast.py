@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLI_WITH_TINY_NETWORK, pan_clip, save_png, stripes, tiny_network
+from conftest import CLI_WITH_TINY_NETWORK, pan_clip, save_png, stripes, tiny_network, write_show_config
 from reverie.app.cli import main
 from reverie.core.distill import TrainConfig
 from reverie.errors import ReverieError
@@ -301,3 +301,28 @@ def test_a_fast_render_killed_while_training_resumes_without_repainting_its_keyf
     manifest = json.loads((tmp_path / "out" / "paint.manifest.json").read_text())
     assert sorted(manifest["frames"]) == ["1", "2", "3", "4", "5"]
     assert (tmp_path / "out" / "paint.fast.pt").is_file()
+
+
+def test_a_fast_render_through_a_shows_config_paints_its_keyframes_on_the_shows_display(shot, tmp_path):
+    """The keyframes are display images of the chosen display: here the show's sRGB-like one, which the
+    studio config has no name for. Another view paints other keyframes, in their own folder."""
+    config = str(write_show_config(tmp_path))
+    out = tmp_path / "out" / "paint.%04d.png"
+    spec = ShotSpec(shot[0], str(out), ocio_config=config)
+    report = _fast(spec, shot[1], FastOptions(keyframes="1,5", train=QUICK))
+    assert report.trained
+    manifest = json.loads((tmp_path / "out" / "paint.manifest.json").read_text())
+    assert manifest["key"]["colorspace"] == "show_srgb" and manifest["key"]["ocio"]["view"] == "Standard"
+    painted = json.loads(next((tmp_path / "out").glob("paint.keyframes-*/paint.manifest.json")).read_text())
+    assert painted["key"]["colorspace"] == "show_srgb"
+    luma = ShotSpec(
+        shot[0],
+        str(tmp_path / "luma" / "paint.%04d.png"),
+        ocio_config=config,
+        view="Luma",
+        output_colorspace="show_luma",  # the luma view cannot be inverted back to the plates' sRGB
+    )
+    _fast(luma, shot[1], FastOptions(keyframes="1,5", train=QUICK))
+    folders = {p.name for p in (tmp_path / "out").glob("paint.keyframes-*")}
+    folders |= {p.name for p in (tmp_path / "luma").glob("paint.keyframes-*")}
+    assert len(folders) == 2

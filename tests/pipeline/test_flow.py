@@ -227,3 +227,14 @@ def test_measure_flicker_refuses_mismatched_or_short_shots(clip):
 def test_flicker_report_writes_nan_as_none():
     report = FlickerReport(per_frame=(0.25, math.nan), mean=0.25)
     assert report.to_dict() == {"per_frame": [0.25, None], "mean": 0.25}
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (6, 8), (3, 40), (11, 2)])
+def test_frames_too_small_for_the_flow_get_a_motion_of_their_size(h, w):
+    """Defect: OpenCV's DIS refuses a frame under 12 px on a side, so a tiny shot's second frame
+    failed; such frames are measured edge-extended."""
+    rng = np.random.default_rng(0)
+    previous, current = (rng.random((h, w, 3)).astype(np.float32) for _ in range(2))
+    found = motion(previous, current)
+    assert found.flow.shape == (h, w, 2) and found.mask.shape == (h, w)
+    assert np.isfinite(found.flow).all() and ((found.mask >= 0) & (found.mask <= 1)).all()

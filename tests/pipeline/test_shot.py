@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CLI_WITH_TINY_NETWORK, pan_clip, photo, save_png, stripes
+from conftest import CLI_WITH_TINY_NETWORK, pan_clip, photo, save_png, stripes, write_layered
 from reverie.app.cli import main
 from reverie.app.samples import sample_painting
 from reverie.farm.driver import render_shot
@@ -22,6 +22,7 @@ from reverie.io.video import encode_video, open_video
 from reverie.look import Look
 from reverie.pipeline.shot import ShotSpec
 from reverie.runtime import Runtime
+from reverie.version import __version__
 
 
 class Events:
@@ -146,6 +147,21 @@ def test_exr_acescg_in_gives_exr_out_in_acescg_with_the_range_kept(capsys, tmp_p
     assert first.max() <= 12.0 * 1.01  # and never beyond the plate's own range
 
 
+def test_a_layer_of_multi_part_exr_plates_is_painted_and_named_in_the_key(capsys, tmp_path, style):
+    (tmp_path / "in").mkdir()
+    for n in (1, 2):
+        write_layered(tmp_path / "in" / f"plate.{n:04d}.exr", 0.25, 0.5 + 0.1 * n, 2.0)
+    plates, out = tmp_path / "in" / "plate.%04d.exr", tmp_path / "out" / "paint.%04d.exr"
+    code, _, err = run(capsys, "render", plates, "-o", out, "--style", style, "--layer", "normals", *TINY)
+    assert code == 2 and "no layer 'normals'" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    code, _, err = run(capsys, "render", plates, "-o", out, "--style", style, "--layer", "diffuse", *TINY)
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "paint.manifest.json").read_text())["key"]["layer"] == "diffuse"
+    code, _, err = run(capsys, "render", plates, "-o", out, "--style", style, *TINY)  # the first part's RGB
+    assert code == 2 and "another render" in err, err
+
+
 def test_video_in_gives_video_out_with_the_same_frames_and_rate(capsys, tmp_path, style):
     source = tmp_path / "plate.mp4"
     encode_video(pan_clip(4, 32, 48), source, fps=Fraction(24000, 1001), codec="h264")
@@ -171,6 +187,26 @@ def test_frames_and_a_prores_video_beside_them(capsys, tmp_path, style):
     ]
     video = open_video(tmp_path / "out" / "paint.mov")
     assert video.frames == (1, 2) and video.rate == 25
+
+
+def test_every_painted_frame_and_the_video_say_where_they_came_from(capsys, tmp_path, style):
+    plates = write_clip(tmp_path / "in", pan_clip(2, 32, 40), suffix="exr", first=1001)
+    out = tmp_path / "out" / "paint.%04d.dpx"
+    common = ("--style", style, "--input-colorspace", "ACEScg", "--output-colorspace", "ACEScct", *TINY)
+    code, _, err = run(capsys, "render", plates, "-o", out, "--encode", "h264", *common)
+    assert code == 0, err
+    key = json.loads((tmp_path / "out" / "paint.manifest.json").read_text())["key"]
+    code, printed, err = run(capsys, "look", "show", tmp_path / "out" / "paint.1002.dpx")
+    assert code == 0, err
+    tags = json.loads(printed)
+    assert tags["look"] == key["look"] and tags["frame"] == "1002" and tags["colorspace"] == "ACEScct"
+    assert tags["source"] == str((tmp_path / "in" / "plate.1002.exr").absolute())
+    assert tags["version"] == __version__
+    code, printed, err = run(capsys, "look", "show", tmp_path / "out" / "paint.mp4")
+    assert code == 0, err
+    assert json.loads(printed)["look"] == key["look"] and json.loads(printed)["frames"] == "1001-1002"
+    code, _, err = run(capsys, "look", "show", tmp_path / "in" / "plate.1001.exr")  # a plate: not painted
+    assert code == 2 and "no Reverie tags" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_flicker_command_measures_a_finished_render(capsys, tmp_path, style):

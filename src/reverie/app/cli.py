@@ -124,6 +124,16 @@ PrecisionOpt = Annotated[
     str, Opt(help="fp32; mixed (bf16, then a float32 finish: faster, same quality); bf16 (a draft).")
 ]
 QuietOpt = Annotated[bool, Opt("--quiet", "-q", help="Print nothing but errors.")]
+OcioConfigOpt = Annotated[
+    str | None,
+    Opt(help="The show's OCIO config: a .ocio file or ocio://NAME. [default: $OCIO, else the studio config]"),
+]
+DisplayOpt = Annotated[
+    str | None, Opt(help="The display the network paints through. [default: the config's default display]")
+]
+ViewOpt = Annotated[str | None, Opt(help="The display's view. [default: the config's default view]")]
+
+
 ForceOpt = Annotated[bool, Opt("--force", help="Replace an existing OUTPUT (never an input).")]
 TemporalOpt = Annotated[
     float | None, Opt(help=f"Temporal coherence; 0 paints frames independently. {_d('temporal_weight')}")
@@ -255,6 +265,46 @@ def stylize(
     )
 
 
+def _ocio(config: str | None, display: str | None, view: str | None) -> dict[str, str]:
+    """The colour settings given on the command line, for `ShotSpec`: `$OCIO` names the config only
+    where a shot names none (see `_environment_ocio`)."""
+    given = {"ocio_config": config, "display": display, "view": view}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _batch(
+    path: Path, look: Look, pattern: str | None, handles: int | None, overrides: dict[str, Any], quiet: bool
+) -> list[Any]:
+    """The shots of a batch file, or of an edit (.otio: each clip a shot, what is skipped said)."""
+    if path.suffix.lower() != ".otio":
+        if pattern is not None or handles is not None:
+            raise ReverieError("--output-pattern and --handles are for an edit (--batch cut.otio)")
+        from reverie.farm.batch import load_batch
+
+        return load_batch(path, look, _environment_ocio(), **overrides)
+    if pattern is None:
+        raise ReverieError(
+            "--batch cut.otio needs --output-pattern, e.g. 'paint/{clip}/{clip}.%04d.exr' ({clip}: its name)"
+        )
+    from reverie.farm.edit import load_edit
+
+    edit = load_edit(path, pattern, look, handles or 0, _environment_ocio(), **overrides)
+    for line in edit.skipped if not quiet else ():
+        print(f"skipped: {line}", file=sys.stderr)
+    return edit.shots
+
+
+def _environment_ocio() -> dict[str, Any]:
+    """`$OCIO`, as every OCIO application reads it, for a shot that names no config: a `ShotSpec`
+    fallback (its path absolute, as a batch's paths are)."""
+    from reverie.app.shots import ocio_from_environment
+
+    found = ocio_from_environment()
+    if found is None:
+        return {}
+    return {"ocio_config": found if found.startswith("ocio://") else str(Path(found).absolute())}
+
+
 @app.command()
 @with_look(LOOK_FLAGS | SHOT_LOOK_FLAGS)
 def render(
@@ -271,7 +321,17 @@ def render(
         ),
     ] = None,
     batch: Annotated[
-        Path | None, Opt(help="A TOML list of shots (inputs, frames, looks, outputs) to render together.")
+        Path | None,
+        Opt(
+            help="Shots to render together: a TOML list (inputs, frames, looks, outputs) or an edit (.otio)."
+        ),
+    ] = None,
+    output_pattern: Annotated[
+        str | None, Opt(help="--batch cut.otio: where each clip goes, e.g. 'paint/{clip}/{clip}.%04d.exr'.")
+    ] = None,
+    handles: Annotated[
+        int | None,
+        Opt(help="--batch cut.otio: frames painted beyond each clip's cut, on each side. [default: 0]"),
     ] = None,
     farm: Annotated[str, Opt(help="local (this machine) or ray (a Ray cluster).")] = "local",
     workers: Annotated[
@@ -301,9 +361,16 @@ def render(
         float | None, Opt(click_type=_FPS, help="Frame rate of an image sequence. [default: 24]")
     ] = None,
     input_colorspace: Annotated[
-        str | None, Opt(help="e.g. ACEScg, sRGB, ARRI LogC4. [default: ACEScg for EXR, else sRGB]")
+        str | None,
+        Opt(help="e.g. ACEScg, sRGB, ARRI LogC4. [default: ACEScg for EXR, else sRGB; a show's file rules]"),
     ] = None,
     output_colorspace: Annotated[str | None, Opt(help="[default: the input's]")] = None,
+    ocio_config: OcioConfigOpt = None,
+    display: DisplayOpt = None,
+    view: ViewOpt = None,
+    layer: Annotated[
+        str | None, Opt(help="The EXR layer to paint: a part's name or a channel prefix. [default: RGB]")
+    ] = None,
     encode: Annotated[str | None, Opt(help="Also write a video: prores or h264, at the shot's rate.")] = None,
     force: Annotated[
         bool,
@@ -354,16 +421,18 @@ def render(
 
     check_options(farm, workers, address, threads, retries)
     require_shots_extra()
-    from reverie.farm.batch import load_batch
     from reverie.pipeline.shot import ShotSpec
 
     given: dict[str, Any] = {"chunk": chunk, "chunk_overlap": chunk_overlap, "force": force or None}
-    overrides = {k: v for k, v in given.items() if v is not None}
+    given["layer"] = layer
+    overrides = {k: v for k, v in given.items() if v is not None} | _ocio(ocio_config, display, view)
     if batch is not None:
         if input is not None or output is not None:
             raise ReverieError("give either --batch SHOTS.toml or INPUT -o OUTPUT, not both")
-        shots = [(s.spec, s.look) for s in load_batch(batch, look, **overrides)]
+        shots = [(s.spec, s.look) for s in _batch(batch, look, output_pattern, handles, overrides, quiet)]
         report = report or batch.with_suffix(".report.json")
+    elif output_pattern is not None or handles is not None:
+        raise ReverieError("--output-pattern and --handles belong to --batch cut.otio")
     elif input is None or output is None:
         raise ReverieError("give the shot and where to write it: reverie render INPUT -o OUTPUT (or --batch)")
     else:
@@ -378,7 +447,7 @@ def render(
             encode=encode,
             output_size=output_size,
             bit_depth=bit_depth,
-            **overrides,
+            **{**_environment_ocio(), **overrides},  # --ocio-config before $OCIO
         )
         shots = [(spec, look)]
     runtime = replace(_runtime(device, precision, weights, max_memory, tile_size), threads=threads)
@@ -428,11 +497,14 @@ def flicker(
     input: Annotated[str, Opt("--input", help="The shot they were painted from (frames or video).")],
     frames: Annotated[str | None, Opt(help="Frames to measure, e.g. 1001-1100. [default: all]")] = None,
     json_out: Annotated[Path | None, Opt("--json", help="Also write the figures to this JSON file.")] = None,
+    ocio_config: OcioConfigOpt = None,
+    display: DisplayOpt = None,
+    view: ViewOpt = None,
 ) -> None:
     """Temporal stability: the mean warping error between consecutive painted frames (flow from INPUT)."""
     from reverie.app.shots import flicker_cli
 
-    flicker_cli(output, input, frames, json_out)
+    flicker_cli(output, input, frames, json_out, _ocio(ocio_config, display, view))
 
 
 @app.command()
@@ -543,20 +615,40 @@ app.add_typer(look_app, name="look")
 
 @look_app.command("show")
 def look_show(
-    file: Annotated[Path, typer.Argument(help="A look (TOML), or a fast-mode network (paint.fast.pt).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="A look (TOML), a fast-mode network (paint.fast.pt) or a painted frame."),
+    ],
 ) -> None:
-    """Print a look, its u in the film's terms and its hash; or what a fast-mode network was trained on
-    (look hash, keyframes, settings, training report)."""
-    if file.suffix.lower() == ".pt":
-        import json
+    """Print a look, its u in the film's terms and its hash; what a fast-mode network was trained on
+    (look hash, keyframes, settings, training report); or where a painted frame came from (look hash,
+    version, source plate and frame, colourspace)."""
+    import json
 
+    if file.suffix.lower() == ".pt":
         from reverie.pipeline.fastmodel import describe
 
         print(json.dumps(describe(file), indent=1))
         return
+    if file.suffix.lower() != ".toml":  # a frame (EXR, DPX, TIFF, PNG, JPEG) or a painted video
+        print(json.dumps(_frame_tags(file), indent=1))
+        return
     chosen = Look.load(file)
     print(f"# {file}: {chosen.describe_u()}, hash {chosen.hash()}")
     print(chosen.to_toml(), end="")
+
+
+def _frame_tags(file: Path) -> dict[str, str]:
+    from reverie.io.extras import require_shots_extra
+
+    require_shots_extra()
+    from reverie.io.sequences import read_tags
+    from reverie.io.video import is_video, read_video_tags
+
+    tags = read_video_tags(file) if is_video(str(file)) else read_tags(file)
+    if not tags:
+        raise ReverieError(f"{file} carries no Reverie tags: it was not painted by this version of Reverie")
+    return tags
 
 
 @look_app.command("diff")

@@ -9,11 +9,12 @@ OpenColorIO); without it these commands stop with the install command, and still
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -281,17 +282,27 @@ def _shot_table(report: ShotReport) -> Table:
     return table
 
 
-def flicker_cli(output: str, input: str, frames: str | None, json_out: Path | None) -> FlickerReport:
-    """`reverie flicker`: per-frame and overall warping error of painted frames against their shot."""
+def ocio_from_environment() -> str | None:
+    """``$OCIO``, as every OCIO application reads it: the config of a shot that names none."""
+    return os.environ.get("OCIO", "").strip() or None
+
+
+def flicker_cli(
+    output: str, input: str, frames: str | None, json_out: Path | None, color: dict[str, str] | None = None
+) -> FlickerReport:
+    """`reverie flicker`: per-frame and overall warping error of painted frames against their shot.
+    color: the OCIO settings of `ShotSpec` (config, display, view) the render used; `$OCIO` otherwise."""
     require_shots_extra()
     from reverie.io.video import is_video
     from reverie.pipeline.flow import measure_flicker
     from reverie.pipeline.shot import ShotSpec, open_clip, written_colorspace
 
-    plates = open_clip(ShotSpec(input=input, output=output, frames=frames))
+    settings: dict[str, Any] = {"ocio_config": ocio_from_environment(), **(color or {})}
+    plates = open_clip(ShotSpec(input=input, output=output, frames=frames, **settings))
     # A painted video is numbered from 1 whatever the plates' numbers: frames then pair by position.
     chosen = None if is_video(output) and not is_video(input) else frames
-    painted = open_clip(ShotSpec(output, output, chosen, input_colorspace=written_colorspace(output)))
+    written = written_colorspace(output)
+    painted = open_clip(ShotSpec(output, output, chosen, input_colorspace=written, **settings))
     if len(painted.frames) != len(plates.frames):
         raise ReverieError(
             f"{output} has {len(painted.frames)} frames but {input} has {len(plates.frames)}: measure the "
@@ -322,5 +333,6 @@ class _Frames(Sequence[np.ndarray]):
 
         if index not in self.cache:
             self.cache = {k: v for k, v in self.cache.items() if k == index - 1}
-            self.cache[index] = cs.to_display(self.clip.read(self.numbers[index]), self.clip.colorspace)
+            frame = self.clip.read(self.numbers[index])
+            self.cache[index] = cs.to_display(frame, self.clip.colorspace, self.clip.color)
         return self.cache[index]

@@ -16,8 +16,9 @@ A batch file is TOML with an optional ``[defaults]`` table and one ``[[shot]]`` 
     u = 5                         # optional: any Look field
 
 Shot settings (the fields of `ShotSpec`): input, output, frames, allow_gaps, fps, input_colorspace,
-output_colorspace, encode, output_size, bit_depth, force, chunk, chunk_overlap. Look settings: every
-field of `Look` but ``version``; ``style`` (a path or a list of paths) is another name for ``styles``.
+output_colorspace, encode, output_size, bit_depth, force, chunk, chunk_overlap, ocio_config, display,
+view, layer. Look settings: every field of `Look` but ``version``; ``style`` (a path or a list of
+paths) is another name for ``styles``.
 
 Which look a shot gets: its look file (``look``), else the defaults' look file, else the look of the
 command-line flags (`base`); a look file replaces that look entirely, every field of it. Then the
@@ -26,10 +27,10 @@ holds for every shot, also one with its own look file, unless the shot sets ``it
 settings work the same way (defaults, then the shot), and the ones given on the command line win over
 both.
 
-Relative paths written in the batch file (input, output, look, styles, style_masks, u_map and an init
-image) are relative to the batch file's folder, so a batch renders the same from any working directory
-(and on any farm worker that sees the same paths). Paths inside a look file are left as `Look.load`
-reads them: as written, relative to the working directory.
+Relative paths written in the batch file (input, output, look, styles, style_masks, u_map, an init
+image and an OCIO config file) are relative to the batch file's folder, so a batch renders the same
+from any working directory (and on any farm worker that sees the same paths). Paths inside a look file
+are left as `Look.load` reads them: as written, relative to the working directory.
 
 `load_batch` checks everything a render would stop on that can be checked without rendering: the file,
 every key and value, that each input opens (only headers are read) and that no two shots write to the
@@ -48,7 +49,7 @@ from types import NoneType
 from typing import Any, get_args, get_type_hints
 
 from reverie.errors import ReverieError
-from reverie.io.colorspace import resolve_colorspace
+from reverie.io import colorspace as cs
 from reverie.io.images import check_input_file
 from reverie.io.sequences import parse_frame_range, parse_pattern, require_pattern
 from reverie.io.video import check_codec, default_video_codec, is_video
@@ -80,23 +81,46 @@ class BatchShot:
     """A short label for reports: the input's file name, e.g. ``a.%04d.exr``."""
 
 
-def load_batch(path: str | Path, base: Look | None = None, **spec_overrides: Any) -> list[BatchShot]:
+def load_batch(
+    path: str | Path,
+    base: Look | None = None,
+    fallback: dict[str, Any] | None = None,
+    **spec_overrides: Any,
+) -> list[BatchShot]:
     """The shots of batch file `path`, every one checked; one `ReverieError` lists all problems.
 
     base: the look of the command-line flags (None: `Look()`), for shots whose batch names no look file.
-    spec_overrides: `ShotSpec` fields given on the command line (e.g. ``force=True``), applied to every
-    shot over the batch's own settings; None values count as not given.
+    fallback: `ShotSpec` fields for shots whose batch does not set them (``$OCIO``'s config), paths
+    absolute. spec_overrides: `ShotSpec` fields given on the command line (e.g. ``force=True``), applied
+    to every shot over the batch's own settings; None values count as not given.
     """
     path = Path(path)
-    overrides = _checked_overrides(spec_overrides)
+    overrides = checked_overrides(spec_overrides)
     defaults, entries = _structure(_read(path), path)
+    return batch_shots(path, defaults, entries, base, overrides, fallback=fallback)
+
+
+def batch_shots(
+    path: Path,
+    defaults: dict[str, Any],
+    entries: list[dict[str, Any]],
+    base: Look | None,
+    overrides: dict[str, Any],
+    labels: list[str] | None = None,
+    fallback: dict[str, Any] | None = None,
+) -> list[BatchShot]:
+    """The shots of `entries` (tables of a batch file, or the clips of an edit), checked as a batch
+    file's are: relative paths are relative to `path`'s folder. labels: how to name each entry in
+    problems (default: ``shot N`` and its input). fallback: as for `load_batch`."""
     batch = _Batch(path.absolute().parent, base or Look(), overrides)
     batch.set_defaults(defaults, path)
+    batch.defaults = {**checked_overrides(fallback or {}), **batch.defaults}
     shots, invalid = [], []
     for number, entry in enumerate(entries, 1):
-        shot, problems = batch.shot(number, entry)
+        label = labels[number - 1] if labels else _label(number, entry)
+        shot, problems = batch.shot(number, entry, label)
         if problems:
-            invalid.append(f"{_label(number, entry)}: {'; '.join(problems)}")
+            invalid.append(f"{label}: {'; '.join(problems)}")
         elif shot is not None:
             shots.append(shot)
     if invalid:
@@ -175,7 +199,7 @@ class _Batch:
             self.looks[path] = Look.load(path)
         return self.looks[path]
 
-    def shot(self, number: int, entry: dict[str, Any]) -> tuple[BatchShot | None, list[str]]:
+    def shot(self, number: int, entry: dict[str, Any], label: str) -> tuple[BatchShot | None, list[str]]:
         values, problems = _normalise(entry, self.folder)
         bad, spec_problems = _spec_problems(values)
         # Settings with a wrong value are dropped, so that the input and the look are still checked.
@@ -185,7 +209,7 @@ class _Batch:
         look, look_problems = self.look(merged)
         problems += spec_problems + whole_problems + look_problems
         if spec is not None:
-            problems += self.clash(spec, entry.get("output", spec.output), _label(number, entry))
+            problems += self.clash(spec, entry.get("output", spec.output), label)
         if spec is None or look is None or problems:
             return None, problems
         return BatchShot(spec, look, Path(spec.input).name), []
@@ -250,6 +274,8 @@ def _relative(key: str, value: Any, folder: Path) -> Any:
 
     if key in ("input", "output", "look", "u_map"):
         return resolve(value)
+    if key == "ocio_config":
+        return value if isinstance(value, str) and value.startswith("ocio://") else resolve(value)
     if key == "init":
         return value if value in INIT_MODES else resolve(value)
     if key in ("styles", "style_masks"):
@@ -299,7 +325,6 @@ _CHECKS: dict[str, Callable[[Any], object]] = {
     "output": lambda v: _require(bool(v), "output must not be empty"),
     "frames": parse_frame_range,
     "fps": lambda v: _require(math.isfinite(v) and v > 0, f"fps must be a positive number, got {v!r}"),
-    "output_colorspace": resolve_colorspace,
     "encode": lambda v: _require(v in _ENCODERS, f"encode {v!r} is not known: use prores or h264"),
     "output_size": lambda v: _require(16 <= v <= 32768, f"output_size {v} must be from 16 to 32768 px"),
     "bit_depth": lambda v: _require(v in (8, 10, 16, 32), f"bit_depth {v} must be 8, 10, 16 or 32"),
@@ -308,7 +333,7 @@ _CHECKS: dict[str, Callable[[Any], object]] = {
 }
 
 
-def _checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+def checked_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in overrides.items() if v is not None}
     wrong = sorted((given.keys() - SPEC_KEYS) | (given.keys() & {"input", "output"}))
     if wrong:
@@ -331,7 +356,16 @@ def _spec(values: dict[str, Any], reported: set[str]) -> tuple[ShotSpec | None, 
     problems = _caught(lambda: check_chunking(spec.chunk, spec.chunk_overlap))
     problems += _caught(lambda: _check_output(spec))
     # Opening reads the headers of the input's frames (or the video's index) and decodes no pixels.
-    return spec, [*problems, *_caught(lambda: open_clip(spec))]
+    return spec, [*problems, *_caught(lambda: _check_colour(spec))]
+
+
+def _check_colour(spec: ShotSpec) -> None:
+    """The input opens and the output's colourspace is in the shot's OCIO config, with a view that
+    takes a painting back to it (names are only known once the config is)."""
+    clip = open_clip(spec)
+    if not is_video(spec.output):
+        colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace, clip.color)
+        cs.check_invertible(colour, clip.color)
 
 
 def _check_output(spec: ShotSpec) -> None:

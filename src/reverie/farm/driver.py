@@ -57,6 +57,7 @@ from reverie.pipeline.steps import (
     measure_step,
     paint_step,
     step_look,
+    video_tags,
 )
 from reverie.runtime import Runtime
 
@@ -416,6 +417,7 @@ def _finish(shot: FarmShot) -> None:
             target.video,
             fps=shot_rate(shot.clip),
             codec=target.codec or "",
+            tags=video_tags(shot.job, shot.clip),
         )
     if complete and shot.job.work.exists():
         shutil.rmtree(shot.job.work, ignore_errors=True)

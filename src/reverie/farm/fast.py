@@ -57,6 +57,7 @@ from reverie.pipeline.shot import (
     ShotSpec,
     Target,
     check_not_over_inputs,
+    color_config,
     existing_frames,
     open_clip,
     plan_target,
@@ -179,7 +180,7 @@ def render_fast(
             events.stage("note", line)
         painted = _painted_keyframes(spec, look, runtime, executor, events, clip, keyframes, options)
         path = model_path(target.pattern, stem(target.pattern))
-        key = _model_key(spec, look, runtime, options, keyframes, painted)
+        key = _model_key(spec, look, runtime, options, keyframes, painted, target)
         model = None if options.retrain else saved_model(path, key)
         if held is not None and (model is None or model.digest != held):
             spec = _replacing(spec, target, options)  # before minutes of training, not after
@@ -276,7 +277,7 @@ def _keyframes(clip: Clip, options: FastOptions) -> list[Keyframe]:
         return parse_keyframes(",".join(map(str, numbers)), clip.frames)
 
     def read(number: int) -> np.ndarray:
-        return cs.to_display(clip.read(number), clip.colorspace)
+        return cs.to_display(clip.read(number), clip.colorspace, clip.color)
 
     return choose_keyframes(clip.frames, read, max_keyframes=options.max_keyframes)
 
@@ -320,7 +321,7 @@ def _keyframes_spec(spec: ShotSpec, look: Look, runtime: Runtime, numbers: list[
         force=False,
         output=str(output),
         frames=",".join(map(str, numbers)),
-        output_colorspace=cs.NETWORK_COLORSPACE,
+        output_colorspace=cs.network_colorspace(color_config(spec)),
         encode=None,
         bit_depth=16,
         allow_gaps=False,
@@ -339,8 +340,14 @@ def keyframes_home(output: str) -> tuple[Path, str]:
 
 def _keyframes_key(spec: ShotSpec, look: Look, runtime: Runtime) -> str:
     """What changes a painted keyframe's pixels (the keyframes' render key, less its paths): 8 hex."""
-    settings = [keyframe_look(look).hash(), spec.output_size, runtime.precision]
+    settings: list[object] = [keyframe_look(look).hash(), spec.output_size, runtime.precision]
     settings.append(weights_digest(look.network, runtime.weights))
+    if (color := color_config(spec).key()) is not None:  # another display paints other keyframes
+        settings.append(color)
+    if spec.layer is not None:  # and another layer of the plates
+        settings.append(spec.layer)
+    if spec.input_colorspace is not None:  # or the plates read in another colourspace
+        settings.append(cs.resolve_colorspace(spec.input_colorspace, color_config(spec)))
     return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]
 
 
@@ -353,7 +360,8 @@ def keyframe_look(look: Look) -> Look:
 def _artist_keyframes(paths: list[Path], numbers: list[int], clip: Clip) -> dict[int, np.ndarray]:
     """The artist's painted frames, display RGB: one size, the plate's aspect."""
     images = {
-        n: cs.to_display(read_frame(p), cs.NETWORK_COLORSPACE) for n, p in zip(numbers, paths, strict=True)
+        n: cs.to_display(read_frame(p), cs.network_colorspace(clip.color), clip.color)
+        for n, p in zip(numbers, paths, strict=True)
     }
     sizes = {(i.shape[1], i.shape[0]) for i in images.values()}
     if len(sizes) > 1:
@@ -376,8 +384,10 @@ def _model_key(
     options: FastOptions,
     keyframes: list[Keyframe],
     painted: dict[int, np.ndarray],
+    target: Target,
 ) -> dict[str, Any]:
-    """What the network is trained on and how: another key trains anew."""
+    """What the network is trained on and how: another key trains anew. The plates as the network sees
+    them (colourspace, config, layer) count too: the artist's keyframes stay the same when they change."""
     digest = hashlib.sha256()
     for number in sorted(painted):
         digest.update(np.ascontiguousarray(painted[number], dtype=np.float32).tobytes())
@@ -390,6 +400,7 @@ def _model_key(
         "weights": weights_digest(look.network, runtime.weights),
         "net": options.net.to_dict(),
         "train": options.train.to_dict(),
+        "plates": {"colorspace": target.source_colorspace, "ocio": target.color.key(), "layer": spec.layer},
     }
 
 
@@ -428,7 +439,7 @@ def _train(
 
 def training_plate(clip: Clip, number: int, size: tuple[int, int]) -> np.ndarray:
     """A plate as the network trains on it and paints it: display RGB at the keyframes' size."""
-    plate = cs.to_display(clip.read(number), clip.colorspace)
+    plate = cs.to_display(clip.read(number), clip.colorspace, clip.color)
     return plate if (plate.shape[1], plate.shape[0]) == size else resize(plate, size)
 
 

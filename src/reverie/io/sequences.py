@@ -11,17 +11,18 @@ formats come back as 0..1. Every problem a user can cause is a one-line `Reverie
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
 
-from reverie.io.colorspace import default_colorspace, resolve_colorspace
+from reverie.io.colorspace import STUDIO, ColorConfig, default_colorspace, resolve_colorspace
 from reverie.io.images import (
     _fail,
     _name,
@@ -256,6 +257,10 @@ class ImageSequence:
     fps: float
     colorspace: str
     size: tuple[int, int]  # (width, height)
+    color: ColorConfig = STUDIO
+    """The OCIO config `colorspace` is named in."""
+    layer: str | None = None
+    """The EXR layer read (see `read_frame`); None, the first part's RGB."""
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -265,27 +270,35 @@ class ImageSequence:
 
     def read(self, number: int) -> np.ndarray:
         """Frame `number` as float32 (H, W, 3), values as stored; greyscale expanded, alpha dropped."""
-        return read_frame(self.path(number), expect=self.size)
+        return read_frame(self.path(number), expect=self.size, layer=self.layer)
+
+    def source(self, number: int) -> str:
+        """The file frame `number` is read from, absolute."""
+        return str(self.path(number).absolute())
 
 
-def read_frame(path: str | os.PathLike, *, expect: tuple[int, int] | None = None) -> np.ndarray:
+def read_frame(
+    path: str | os.PathLike, *, expect: tuple[int, int] | None = None, layer: str | None = None
+) -> np.ndarray:
     """One frame file as float32 (H, W, 3), values as stored; greyscale expanded, alpha dropped.
 
-    expect: the (width, height) it must have (a frame that changed since its shot was opened).
+    expect: the (width, height) it must have (a frame that changed since its shot was opened). layer:
+    the RGB of a named layer of an EXR (a part of that name, or channels ``LAYER.R/G/B``); None, the
+    first part's RGB.
     """
     path = Path(path)
     name = _name(path)
     inp = _open_input(path)
     try:
+        subimage, channels = _layer(inp, name, layer)
         spec = oiio.ImageSpec(inp.spec())
         if expect is not None and _display_size(spec) != expect:
             raise _fail(
                 f"{name} is now {_size_text(_display_size(spec))}, not {_size_text(expect)} as when "
                 "the shot was opened: it changed during the run; render it again"
             )
-        channels = _colour_channels(spec)
         first, last = min(channels), max(channels) + 1
-        pixels = inp.read_image(0, 0, first, last, "float")
+        pixels = inp.read_image(subimage, 0, first, last, "float")
         # A cut-off JPEG still returns pixels (grey-filled), with an error set.
         if pixels is None or inp.has_error:
             reason = _reason(inp.geterror())
@@ -295,6 +308,26 @@ def read_frame(path: str | os.PathLike, *, expect: tuple[int, int] | None = None
     pixels = pixels.reshape(spec.height, spec.width, last - first)[:, :, [c - first for c in channels]]
     rgb = pixels if len(channels) == 3 else np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(_into_display_window(rgb, spec), dtype=np.float32)
+
+
+def _layer(inp: oiio.ImageInput, name: str, layer: str | None) -> tuple[int, list[int]]:
+    """(subimage, channels) of `layer`, the input left at that subimage; a one-line error naming the
+    layers there are when the file has no such layer."""
+    if layer is None:
+        return 0, _colour_channels(inp.spec())
+    found: list[str] = []
+    subimage = 0
+    while inp.seek_subimage(subimage, 0):
+        spec = inp.spec()
+        names, part = list(spec.channelnames), str(spec.getattribute("name") or "")
+        for prefix in (f"{layer}.", f"{part}." if part == layer else None, "" if part == layer else None):
+            if prefix is not None and all(f"{prefix}{c}" in names for c in "RGB"):
+                return subimage, [names.index(f"{prefix}{c}") for c in "RGB"]
+        found += [part] if part else []
+        found += [n[:-2] for n in names if n.endswith(".R") and f"{n[:-2]}.G" in names]
+        subimage += 1
+    there = ", ".join(dict.fromkeys(found)) or "none: only unnamed RGB"
+    raise _fail(f"{name} has no layer {layer!r} with R, G and B channels: its layers are {there}")
 
 
 def _size_text(size: tuple[int, int]) -> str:
@@ -367,13 +400,16 @@ def open_sequence(
     allow_gaps: bool = False,
     fps: float = 24.0,
     colorspace: str | None = None,
+    color: ColorConfig = STUDIO,
+    layer: str | None = None,
 ) -> ImageSequence:
     """Find and check the frames of `pattern` (``plate.%04d.exr`` or ``plate.####.exr``).
 
     `frames` (``1001-1100``, ``1-5,8``) picks frames, else all on disk are used. A frame missing from the
     range (also a hole between the first and last frame on disk) is an error unless `allow_gaps`, which
     drops it. Every frame's header is read now: unreadable files and frames of a different size are
-    reported before any work starts. `colorspace` defaults to `default_colorspace(pattern)`.
+    reported before any work starts. `colorspace`, a name in `color`, defaults to
+    `default_colorspace(pattern, color)`. `layer`: an EXR layer to read (checked on the first frame).
     """
     text = os.fspath(pattern)
     try:
@@ -382,11 +418,16 @@ def open_sequence(
         rate = math.nan
     if not (math.isfinite(rate) and rate > 0):
         raise _fail(f"fps must be a positive number, not {fps!r}")
-    space = resolve_colorspace(colorspace) if colorspace is not None else default_colorspace(text)
+    if colorspace is not None:
+        space = resolve_colorspace(colorspace, color)
+    else:
+        space = default_colorspace(text, color)
     seq = _sequence_pattern(text)
     chosen = _select_frames(seq, _frames_on_disk(seq), frames, allow_gaps)
     size = _check_sizes(seq, chosen)
-    return ImageSequence(seq, chosen, rate, space, size)
+    if layer is not None:
+        read_frame(seq.path(chosen[0]), layer=layer)  # a layer the plates lack fails now, in one line
+    return ImageSequence(seq, chosen, rate, space, size, color, layer)
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -432,12 +473,19 @@ def _pixels(image: np.ndarray, writer: _Writer, depth: int) -> tuple[np.ndarray,
     return data, spec
 
 
-def write_frame(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int | None = None) -> None:
+def write_frame(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    *,
+    bit_depth: int | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
     """Write float32 RGB (H, W, 3) atomically through OpenImageIO; the format comes from the suffix.
 
     Defaults: EXR half float (values kept as they are, also > 1 and < 0; zip compression; `bit_depth`
     32 for float), DPX 10-bit, TIFF and PNG 16-bit (8 allowed), JPEG 8-bit quality 95 (4:4:4). Integer
-    formats clip to 0..1 and round to the nearest code; NaN becomes 0.
+    formats clip to 0..1 and round to the nearest code; NaN becomes 0. `tags`: where the frame came
+    from, in its header (see `_tag`; `read_tags` reads them back).
     """
     name = _name(path)
     writer = _writer(name, path)
@@ -446,6 +494,7 @@ def write_frame(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int | 
         depths = " or ".join(str(d) for d in writer.depths)
         raise _fail(f"cannot write {name} at {depth} bits: {writer.label} frames take {depths} bits")
     data, spec = _pixels(image, writer, depth)
+    _tag(spec, writer, tags or {})
     with atomic_path(path) as tmp:
         out = oiio.ImageOutput.create(writer.format)
         if out is None:
@@ -460,6 +509,60 @@ def write_frame(path: str | os.PathLike, image: np.ndarray, *, bit_depth: int | 
             closed = out.close()
         if not (written and closed):
             raise _fail(f"cannot write {name}: {_reason(out.geterror())}; free space or choose another path")
+
+
+TAG_PREFIX = "reverie/"
+_DESCRIPTION = "reverie "  # an ImageDescription that starts so holds the tags as JSON
+
+
+def _tag(spec: oiio.ImageSpec, writer: _Writer, tags: Mapping[str, str]) -> None:
+    """Tags in a frame's header: the standard attributes where they exist (Software for the version,
+    DocumentName for the source plate), and all of them as ``reverie/NAME`` attributes where the format
+    keeps any (EXR, PNG) or as one JSON record where it does not (DPX user data; TIFF and JPEG's
+    ImageDescription; DPX's own description holds 32 characters)."""
+    if not tags:
+        return
+    if "version" in tags:
+        spec.attribute("Software", f"Reverie {tags['version']}")
+    if "source" in tags:
+        spec.attribute("DocumentName", tags["source"])
+    if writer.format in ("openexr", "png"):
+        for name, value in tags.items():
+            spec.attribute(TAG_PREFIX + name, str(value))
+        return
+    record = json.dumps({k: str(v) for k, v in tags.items()}, sort_keys=True)
+    if writer.format == "dpx":
+        data = np.frombuffer(record.encode(), np.uint8)
+        spec.attribute("dpx:UserData", oiio.TypeDesc(f"uint8[{len(data)}]"), data)
+    else:
+        spec.attribute("ImageDescription", _DESCRIPTION + record)
+
+
+def read_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The tags `write_frame` put in a frame's header ({} when there are none)."""
+    inp = _open_input(Path(path))
+    try:
+        spec = oiio.ImageSpec(inp.spec())
+    finally:
+        inp.close()
+    tags = {
+        a.name[len(TAG_PREFIX) :]: str(a.value) for a in spec.extra_attribs if a.name.startswith(TAG_PREFIX)
+    }
+    if tags:
+        return tags
+    user = spec.getattribute("dpx:UserData")
+    description = str(spec.getattribute("ImageDescription") or "")
+    if user is not None:
+        text = bytes(np.asarray(user, np.uint8)).decode("utf-8", "replace")
+    elif description.startswith(_DESCRIPTION):
+        text = description[len(_DESCRIPTION) :]
+    else:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
 
 
 def check_frame_writable(path: str | os.PathLike) -> None:

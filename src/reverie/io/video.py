@@ -19,10 +19,11 @@ container cannot hold) becomes a one-line `ReverieError` that names the file and
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import numbers
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from reverie.errors import ReverieError
+from reverie.io.colorspace import STUDIO
 from reverie.io.images import atomic_path, check_input_file
 
 if TYPE_CHECKING:
@@ -366,7 +368,8 @@ class VideoClip:
 
     Attributes: `path`, `frames` (the selected frame numbers), `frame_count` (all frames in the file),
     `fps` (float) and `rate` (the exact `Fraction`, for encoding), `size` (width, height) as coded
-    (rotation and pixel-aspect metadata are not applied), `colorspace` (display Rec.709).
+    (rotation and pixel-aspect metadata are not applied), `colorspace` (display Rec.709) and `color`, the
+    OCIO config it is named in.
 
     Reading forward keeps one decoder running; reading an earlier frame reopens the file and decodes from
     the start (shots are short, and this is exact for any codec, B-frames and edit lists included).
@@ -378,6 +381,7 @@ class VideoClip:
         self.frame_count = frame_count
         self.frames = frames
         self.colorspace = VIDEO_COLORSPACE
+        self.color = STUDIO  # the OCIO config `colorspace` is named in (`open_clip` sets the shot's)
         self._name = os.fsdecode(path)
         self._container: av.container.InputContainer | None = None
         self._decoded: Iterator[av.video.frame.VideoFrame] | None = None
@@ -401,6 +405,10 @@ class VideoClip:
         self._stream.codec_context.thread_type = "AUTO"
         self._decoded = self._container.decode(self._stream)
         self._position = 0
+
+    def source(self, number: int) -> str:
+        """Where frame `number` is read from: the video file, absolute (its frames have no files)."""
+        return str(Path(self._name).absolute())
 
     def read(self, number: int) -> np.ndarray:
         """Frame `number` (1-based) as float32 RGB (H, W, 3), 0..1."""
@@ -473,6 +481,24 @@ def open_video(path: str | os.PathLike, frames: list[int] | None = None) -> Vide
 
 
 # ---------------------------------------------------------------------------------------------- encoding
+
+
+_COMMENT = "reverie "  # a comment that starts so holds the tags as JSON
+
+
+def read_video_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The tags `encode_video` put in a video's metadata ({} when there are none)."""
+    name, p = os.fsdecode(path), Path(path)
+    _readable_video(name, p)
+    with _open_container(name, p) as container:
+        comment = str(container.metadata.get("comment", ""))
+    if not comment.startswith(_COMMENT):
+        return {}
+    try:
+        record = json.loads(comment[len(_COMMENT) :])
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
 
 
 def _exact_rate(fps: float | Fraction) -> Fraction:
@@ -564,7 +590,12 @@ def _encode_all(
 
 
 def encode_video(
-    frames: Iterable[np.ndarray], path: str | os.PathLike, *, fps: float | Fraction, codec: str
+    frames: Iterable[np.ndarray],
+    path: str | os.PathLike,
+    *,
+    fps: float | Fraction,
+    codec: str,
+    tags: Mapping[str, str] | None = None,
 ) -> int:
     """Encode float RGB frames (H, W, 3), 0..1 (clipped; NaN -> 0) to a video; returns frames written.
 
@@ -574,7 +605,9 @@ def encode_video(
     Sizes the chroma subsampling cannot hold are padded by repeating the last column (4:2:2 and 4:2:0:
     odd widths) and the last row (4:2:0: odd heights), so a 33x25 frame is stored as 34x26 in H.264 and as
     34x25 in ProRes. The frame rate is stored exactly (a float such as 23.976 means 24000/1001).
-    Written atomically: a failure, or an exception from `frames`, leaves nothing at `path`.
+    Written atomically: a failure, or an exception from `frames`, leaves nothing at `path`. `tags`:
+    where the video came from, as JSON in the container's comment, which QuickTime and MP4 both keep
+    (`read_video_tags` reads them back).
     """
     check_codec(codec, path)
     av = _av()
@@ -584,6 +617,8 @@ def encode_video(
     with atomic_path(path) as tmp:
         # The temp name ends in .tmp, so the container format is named rather than guessed.
         out = av.open(os.fspath(tmp), "w", format=muxer)
+        if tags:
+            out.metadata["comment"] = _COMMENT + json.dumps(dict(tags), sort_keys=True)
         try:
             count = _encode_all(out, frames, spec, rate)
         except BaseException:

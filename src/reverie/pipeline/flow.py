@@ -196,9 +196,21 @@ def _dis() -> cv2.DISOpticalFlow:
 
 def _working_motion(previous: np.ndarray, current: np.ndarray, max_side: int | None) -> Motion:
     """motion() at the flow's working size (long side at most `max_side`)."""
+    width, height = _reduced_size(current.shape[1], current.shape[0], max_side)
+    if min(height, width) < _SMALLEST:  # DIS refuses such a frame: measure it edge-extended
+        grow = ((0, max(0, _SMALLEST - height)), (0, max(0, _SMALLEST - width)))
+        pad = grow + ((0, 0),) * (current.ndim - 2)
+        a, b = (np.pad(_shrink(f, (width, height)), pad, mode="edge") for f in (previous, current))
+        extended = _working_motion(a, b, None)
+        return Motion(extended.flow[:height, :width].copy(), extended.mask[:height, :width].copy())
     backward = _working_flow(current, previous, max_side)
     forward = _working_flow(previous, current, max_side)
     return Motion(backward, consistency_mask(backward, forward))
+
+
+_SMALLEST = 12
+"""The narrowest frame side OpenCV's DIS flow takes (its message says width or height; a 3x40 frame
+fails too)."""
 
 
 def _working_flow(source: np.ndarray, target: np.ndarray, max_side: int | None) -> np.ndarray:

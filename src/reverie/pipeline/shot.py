@@ -51,9 +51,15 @@ class Clip(Protocol):
     @property
     def colorspace(self) -> str: ...
     @property
+    def color(self) -> cs.ColorConfig: ...
+    @property
     def size(self) -> tuple[int, int]: ...
 
     def read(self, number: int) -> np.ndarray: ...
+
+    def source(self, number: int) -> str:
+        """Where frame `number` is read from (the file; a video's path)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,16 @@ class ShotSpec:
     chunk_overlap: int = DEFAULT_OVERLAP
     """Frames that neighbouring chunks both render and cross-fade, so a chunk boundary is as steady as
     a chunk's inside (see `reverie.pipeline.plan`)."""
+    ocio_config: str | None = None
+    """The OCIO config the colourspaces are named in: a file or an ``ocio://`` built-in; None, OCIO's
+    studio config. The app layer puts ``$OCIO`` here when no config is given."""
+    display: str | None = None
+    """The display the network paints through (default: the config's default display)."""
+    view: str | None = None
+    """The display's view (default: the config's default view of that display)."""
+    layer: str | None = None
+    """The EXR layer the plates are read from (a part's name or a channel prefix); None, the first
+    part's RGB."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ class Target:
     bit_depth: int | None = None
     source_colorspace: str | None = None
     """The plates' colourspace (canonical name): another one paints other pixels from the same files."""
+    color: cs.ColorConfig = cs.STUDIO
+    """The OCIO config, display and view the colourspaces are named in and the network paints through."""
 
     @property
     def manifest_path(self) -> Path:
@@ -165,13 +183,24 @@ def written_colorspace(output: str) -> str | None:
     return found.key.get("colorspace") if found is not None else None
 
 
+def color_config(spec: ShotSpec) -> cs.ColorConfig:
+    """The shot's OCIO config, display and view, checked (one-line errors)."""
+    return cs.open_color_config(spec.ocio_config, spec.display, spec.view)
+
+
 def open_clip(spec: ShotSpec) -> Clip:
     """The input shot: a video file, or an image sequence (pattern with %04d or ####)."""
+    color = color_config(spec)
     if is_video(spec.input):
         frames = parse_frame_range(spec.frames) if spec.frames else None
+        if spec.layer is not None:
+            raise ReverieError(f"--layer {spec.layer!r} is for EXR plates: {spec.input} is a video")
         video = open_video(spec.input, frames)
+        video.color = color
+        # A video's pictures are display-encoded: shown as they are unless the user says otherwise.
+        video.colorspace = cs.network_colorspace(color)
         if spec.input_colorspace:
-            video.colorspace = cs.resolve_colorspace(spec.input_colorspace)
+            video.colorspace = cs.resolve_colorspace(spec.input_colorspace, color)
         return video
     if parse_pattern(spec.input) is None:
         raise ReverieError(
@@ -184,6 +213,8 @@ def open_clip(spec: ShotSpec) -> Clip:
         allow_gaps=spec.allow_gaps,
         fps=24.0 if spec.fps is None else spec.fps,
         colorspace=spec.input_colorspace,
+        color=color,
+        layer=spec.layer,
     )
 
 
@@ -206,24 +237,26 @@ def plan_target(spec: ShotSpec, clip: Clip) -> Target:
     if is_video(spec.output):
         video = Path(spec.output)
         codec = spec.encode or default_video_codec(video)
-        colour = cs.NETWORK_COLORSPACE
+        colour = cs.network_colorspace(clip.color)
     else:
         codec = spec.encode
         video = _video_beside(pattern, codec) if codec else None
-        colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace)
+        colour = cs.resolve_colorspace(spec.output_colorspace or clip.colorspace, clip.color)
+    cs.check_invertible(colour, clip.color)  # before any frame is painted, not at the first write
     if video is not None and codec is not None:
         check_codec(codec, video)
     make_folder(pattern.path(clip.frames[0]))
     check_frame_writable(pattern.path(clip.frames[0]))
     if video is not None:
         check_location(video)
-    return Target(pattern, colour, video, codec, spec.bit_depth, cs.resolve_colorspace(clip.colorspace))
+    source = cs.resolve_colorspace(clip.colorspace, clip.color)
+    return Target(pattern, colour, video, codec, spec.bit_depth, source, clip.color)
 
 
 def display_frames(target: Target, clip: Clip) -> Iterator[np.ndarray]:
     """A finished shot's output frames in display colours, in order (for the video)."""
     for number in clip.frames:
-        yield cs.to_display(read_frame(target.pattern.path(number)), target.colorspace)
+        yield cs.to_display(read_frame(target.pattern.path(number)), target.colorspace, target.color)
 
 
 def shot_rate(clip: Clip) -> Any:
@@ -246,6 +279,10 @@ def render_key(spec: ShotSpec, look: Look, target: Target, runtime: Runtime) -> 
     }
     if look.temporal_weight > 0:  # where chunks of a chain cross-fade changes the frames there
         key["chunks"] = [spec.chunk, spec.chunk_overlap]
+    if target.color.key() is not None:  # absent for the studio config: older renders keep resuming
+        key["ocio"] = target.color.key()
+    if spec.layer is not None:  # another layer of the same files is other pixels
+        key["layer"] = spec.layer
     return key
 
 

@@ -33,6 +33,7 @@ from reverie.pipeline.flow import motion, warp, warping_error
 from reverie.pipeline.plan import Blend, Step
 from reverie.pipeline.shot import Clip, ShotSpec, Target, open_clip
 from reverie.runtime import Runtime
+from reverie.version import __version__
 
 
 class Worker:
@@ -124,7 +125,7 @@ def paint_step(
     started = datetime.datetime.now(datetime.UTC)
     clip = worker.clip(job.spec)
     stored = clip.read(step.number)
-    plate = cs.to_display(stored, clip.colorspace)
+    plate = cs.to_display(stored, clip.colorspace, clip.color)
     before = _painted_before(job, clip, step, previous_from)
     continuity = None
     if before is not None and job.look.temporal_weight > 0:
@@ -168,7 +169,7 @@ def fast_step(worker: Worker, job: ShotJob, number: int) -> dict:
     started = datetime.datetime.now(datetime.UTC)
     clip = worker.clip(job.spec)
     stored = clip.read(number)
-    plate = cs.to_display(stored, clip.colorspace)
+    plate = cs.to_display(stored, clip.colorspace, clip.color)
     loaded = worker.fast_net(job.fast, job.runtime)
     painter = worker.painter(job.runtime)
     began = time.perf_counter()
@@ -199,7 +200,7 @@ def blend_step(worker: Worker, job: ShotJob, blend: Blend) -> dict:
     mixed = ((1.0 - blend.weight) * a + blend.weight * b).astype(np.float32)
     clip = worker.clip(job.spec)
     stored = clip.read(blend.number)
-    write_output(job, clip, blend.number, mixed, stored, cs.to_display(stored, clip.colorspace))
+    write_output(job, clip, blend.number, mixed, stored, cs.to_display(stored, clip.colorspace, clip.color))
     return {
         "file": job.target.pattern.path(blend.number).name,
         "look_hash": job.look.hash(),
@@ -215,9 +216,9 @@ def measure_step(worker: Worker, job: ShotJob, number: int, previous: int) -> fl
     plates' motion (what `reverie flicker` measures)."""
     _enter(job)
     clip = worker.clip(job.spec)
-    plates = [cs.to_display(clip.read(n), clip.colorspace) for n in (previous, number)]
+    plates = [cs.to_display(clip.read(n), clip.colorspace, clip.color) for n in (previous, number)]
     painted = [
-        cs.to_display(read_frame(job.target.pattern.path(n)), job.target.colorspace)
+        cs.to_display(read_frame(job.target.pattern.path(n)), job.target.colorspace, job.target.color)
         for n in (previous, number)
     ]
     value = warping_error(painted[0], painted[1], motion(plates[0], plates[1]))
@@ -231,13 +232,45 @@ def write_output(
 
     stored: the plate as read; plate: the same in display colours.
     """
-    colour = job.target.colorspace
-    out = cs.from_display(painted, colour, None if cs.is_display_referred(colour) else float(plate.max()))
-    if colour == clip.colorspace and not cs.is_display_referred(colour):
+    colour, color = job.target.colorspace, job.target.color
+    scene = not cs.is_display_referred(colour, color)
+    out = cs.from_display(painted, colour, float(plate.max()) if scene else None, config=color)
+    if colour == clip.colorspace and scene:
         # Scene-referred: painted highlights may not exceed the plate's own range (a saturated stroke
         # near display white would otherwise invert to a value far above anything shot).
         out = np.clip(out, min(float(stored.min()), 0.0), float(stored.max()))
-    write_frame(job.target.pattern.path(number), out, bit_depth=job.target.bit_depth)
+    write_frame(
+        job.target.pattern.path(number),
+        out,
+        bit_depth=job.target.bit_depth,
+        tags=frame_tags(job, clip, number),
+    )
+
+
+def frame_tags(job: ShotJob, clip: Clip, number: int) -> dict[str, str]:
+    """Where an output frame came from, for its header: a compositor holding one frame can tell which
+    look, version, plate and colour made it (`reverie look show FRAME`)."""
+    return _tags(job, clip.source(number)) | {"frame": str(number)}
+
+
+def video_tags(job: ShotJob, clip: Clip) -> dict[str, str]:
+    """Where a shot's video came from, for its metadata: the first frame's source stands for the shot."""
+    return _tags(job, clip.source(clip.frames[0])) | {"frames": f"{clip.frames[0]}-{clip.frames[-1]}"}
+
+
+def _tags(job: ShotJob, source: str) -> dict[str, str]:
+    tags = {
+        "look": job.look.hash(),
+        "version": __version__,
+        "source": source,
+        "colorspace": job.target.colorspace,
+    }
+    if job.target.color.key() is not None:
+        tags |= {"ocio_config": job.target.color.source, "display": job.target.color.display}
+        tags["view"] = job.target.color.view
+    if job.fast is not None:
+        tags["fast"] = job.fast.digest[:16]  # the network that painted it (its file's checksum)
+    return tags
 
 
 def _enter(job: ShotJob) -> None:
@@ -259,8 +292,8 @@ def _painted_before(
         painted = np.load(job.raw_path(step.chain, step.previous))
     else:
         stored = read_frame(job.target.pattern.path(step.previous))
-        painted = cs.to_display(stored, job.target.colorspace)
-    return cs.to_display(clip.read(step.previous), clip.colorspace), painted
+        painted = cs.to_display(stored, job.target.colorspace, job.target.color)
+    return cs.to_display(clip.read(step.previous), clip.colorspace, clip.color), painted
 
 
 def _save_raw(path: Path, image: np.ndarray) -> None:

@@ -276,7 +276,9 @@ def _thumbnails(target: Any) -> Callable[[int], bytes]:
     from reverie.io.sequences import read_frame
 
     def thumbnail(number: int) -> bytes:
-        return png(cs.to_display(read_frame(target.pattern.path(number)), target.colorspace), 320)
+        return png(
+            cs.to_display(read_frame(target.pattern.path(number)), target.colorspace, target.color), 320
+        )
 
     return thumbnail
 
@@ -591,6 +593,7 @@ def _u_values(values: Any) -> list[float]:
 def _shot_spec(roots: security.Roots, data: dict[str, Any]) -> Any:
     """The shot's input and output, both under the roots, and its frame range; checked before anything
     is queued."""
+    from reverie.app.shots import ocio_from_environment
     from reverie.io.extras import require_shots_extra
     from reverie.io.sequences import parse_frame_range
     from reverie.pipeline.shot import ShotSpec
@@ -601,7 +604,7 @@ def _shot_spec(roots: security.Roots, data: dict[str, Any]) -> Any:
     frames = str(data.get("frames") or "").strip() or None
     if frames is not None:
         parse_frame_range(frames)  # "10-1" is refused now, not when the job runs
-    return ShotSpec(input=str(source), output=str(output), frames=frames)
+    return ShotSpec(input=str(source), output=str(output), frames=frames, ocio_config=ocio_from_environment())
 
 
 def _shot_path(roots: security.Roots, text: str, role: str) -> Path:
@@ -662,16 +665,19 @@ def _confined_clip(roots: security.Roots, spec: Any, fast: bool = False) -> Any:
 
 def _load_frame(images: ImageStore, path: Path, number: int) -> Upload:
     """Frame `number` of a video or sequence, decoded within the budget, kept as the page's plate."""
+    from reverie.app.shots import ocio_from_environment
     from reverie.io import colorspace as cs
     from reverie.io.extras import require_shots_extra
     from reverie.pipeline.shot import ShotSpec, open_clip
 
     require_shots_extra()
-    clip = open_clip(ShotSpec(input=str(path), output="", frames=str(number)))
+    clip = open_clip(
+        ShotSpec(input=str(path), output="", frames=str(number), ocio_config=ocio_from_environment())
+    )
     width, height = clip.size
     # The frame as read and its display copy, both float32 RGB.
     with images.budget.hold(2 * decoded_bytes(width, height), f"{path.name} frame {number}"):
-        pixels = cs.to_display(clip.read(number), clip.colorspace)
+        pixels = cs.to_display(clip.read(number), clip.colorspace, clip.color)
         return images.add_pixels(pixels, f"{path.name} frame {number}", "content")
 
 
