@@ -46,32 +46,32 @@ class FastNetConfig:
     """The network's architecture; `to_dict`/`from_dict` rebuild a saved network.
 
     guides: input channels besides the plate's RGB (e.g. positional guides). width: channels at full
-    resolution. levels: the U-Net's levels below full resolution (the reach doubles per level).
-    blocks: residual blocks at the bottom level.
+    resolution (they double per level, up to 4x). levels: stride-2 downsamplings (the network's reach
+    grows 2x per level). blocks: residual blocks at the bottom level.
 
-    dilated (the default): no subsampling. Every level works at full resolution, its convolution taps
-    2**level px apart: the "a trous" form of the same U-Net, with the same reach (the 5 bottom blocks
-    reach about 180 px, beyond the deep VGG layers' strokes) and `width` channels at every level. A
-    network that subsamples paints other strokes when the plate moves by a number of pixels that is not
-    a multiple of its stride: through a trained strided network a 4-px pan changed a frame 5.7x as much
-    as an 8-px one, and its strokes sat on an 8-px grid. That is a pan's shimmer. A dilated network
-    commutes with every whole-pixel shift, away from the frame's edges. Measured with
-    `benchmarks/fast_retrain.py` (style 4, 800 steps), against the strided network: the known-motion
-    pan's flicker under the exact flow 2.8x the temporal Gatys render's (strided 5.1x), held-out style
-    1.92x (2.01x); on the Sintel shot held-out style 1.94x (1.96x), flicker 0.67x (0.68x).
+    Defaults, from benchmarks/fast_net.py on this 2-core AVX-512 CPU: 2.69 M parameters (Texler's
+    reference generator has 3.3 M) and 0.35 TMAC per 1920x1080 frame, painted in 4.6-6.2 s in float32
+    or 1.0-2.0 s in bf16 (the lower figures with glibc keeping freed memory), against about 40 min for
+    a Gatys frame; 3840x2160 whole takes 5.5 GiB in float32. Width 48 (6 M parameters) paints 1080p in
+    7.3 s / 1.8 s: affordable, but each training step would cost about twice as much, and training is
+    fast mode's real cost on a CPU. The bottom level works at 1/8 of the resolution, so its 5 blocks
+    reach about 180 px, beyond the deep VGG layers' strokes.
 
-    Cost, from benchmarks/fast_net.py on this 2-core AVX-512 CPU: 0.24 M parameters, 0.50 TMAC per
-    1920x1080 frame, painted in 8.1 s in float32 or 4.0 s in bf16 (strided: 2.69 M parameters, 0.35
-    TMAC, 4.5 s / 2.3 s), against about 40 min for a Gatys frame; a training step costs 1.2x the
-    strided network's (bf16, VGG16: 0.56 s against 0.46 s); 3840x2160 whole takes 6.9 GiB in float32.
-    dilated false is the strided U-Net (channels doubling per level, up to 4x), which saved networks
-    from before this default keep.
+    antialias: blur before each 2x subsampling ([1, 2, 1] binomial, after Zhang 2019, "Making
+    Convolutional Networks Shift-Invariant Again") and upsample bilinearly, so a pan by a number of
+    pixels that is not a multiple of 2**levels paints nearly the same strokes, moved. Same parameters and
+    cost. Off by default until it is measured on the Sintel shot: on the known-motion pan (16 frames at
+    256x192, keyframes 1 and 16, 800 steps, `benchmarks/fast_retrain.py`) it cut the flicker under the
+    exact flow from 3.40x to 2.73x the temporal Gatys render's, at the same held-out style distance
+    (2.43x against 2.45x), but the keyframes' style distance rose from 1.72x to 1.97x.
 
-    antialias (strided only): blur before each 2x subsampling ([1, 2, 1] binomial, after Zhang 2019,
-    "Making Convolutional Networks Shift-Invariant Again") and upsample bilinearly. Same parameters and
-    cost. On the known-motion pan (16 frames at 256x192, keyframes 1 and 16, 800 steps) it cut the
-    flicker under the exact flow from 3.40x to 2.73x, at the same held-out style distance (2.43x
-    against 2.45x), but the keyframes' style distance rose from 1.72x to 1.97x.
+    dilated: no subsampling at all: every level works at full resolution with its taps 2**level px apart
+    (the "a trous" form of the same U-Net: same reach, `width` channels at every level). A network that
+    subsamples paints other strokes when the plate moves by a number of pixels that is not a multiple of
+    its stride (a 4-px pan through the default network changes a frame 5.7x as much as an 8-px one):
+    that is the shimmer of a pan. A dilated network commutes with every whole-pixel shift, away from the
+    frame's edges. It has 0.24 M parameters at width 32 and costs about twice the default's time per
+    1080p frame.
     """
 
     guides: int = 0
@@ -79,7 +79,7 @@ class FastNetConfig:
     levels: int = 3
     blocks: int = 5
     antialias: bool = False
-    dilated: bool = True
+    dilated: bool = False
 
     def __post_init__(self) -> None:
         _check_int("guides", self.guides, 0, 64)
@@ -90,9 +90,7 @@ class FastNetConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ReverieError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.antialias and self.dilated:
-            raise ReverieError(
-                "antialias is for the strided network: add dilated false (a dilated one never subsamples)"
-            )
+            raise ReverieError("antialias and dilated exclude each other: a dilated network never subsamples")
 
     @property
     def in_channels(self) -> int:
