@@ -21,6 +21,7 @@ import contextlib
 import errno
 import functools
 import itertools
+import json
 import os
 import re
 import stat
@@ -28,7 +29,7 @@ import struct
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -444,6 +445,24 @@ def _sync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+TAGS_MARK = "reverie "
+"""A text field (an image's description, a video's comment) that starts so holds tags as JSON."""
+
+
+def tags_record(tags: Mapping[str, object]) -> str:
+    """Where a file came from (`reverie.io.sequences.write_frame`'s tags), as one JSON record."""
+    return json.dumps({str(k): str(v) for k, v in tags.items()}, sort_keys=True)
+
+
+def parse_tags_record(text: str) -> dict[str, str]:
+    """The tags of a `tags_record`; {} for text that is not one."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ formats come back as 0..1. Every problem a user can cause is a one-line `Reverie
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -24,11 +23,14 @@ import OpenImageIO as oiio
 
 from reverie.io.colorspace import STUDIO, ColorConfig, default_colorspace, resolve_colorspace
 from reverie.io.images import (
+    TAGS_MARK,
     _fail,
     _name,
     atomic_path,
     check_input_file,
     check_location,
+    parse_tags_record,
+    tags_record,
 )
 
 __all__ = [
@@ -512,7 +514,6 @@ def write_frame(
 
 
 TAG_PREFIX = "reverie/"
-_DESCRIPTION = "reverie "  # an ImageDescription that starts so holds the tags as JSON
 
 
 def _tag(spec: oiio.ImageSpec, writer: _Writer, tags: Mapping[str, str]) -> None:
@@ -530,12 +531,12 @@ def _tag(spec: oiio.ImageSpec, writer: _Writer, tags: Mapping[str, str]) -> None
         for name, value in tags.items():
             spec.attribute(TAG_PREFIX + name, str(value))
         return
-    record = json.dumps({k: str(v) for k, v in tags.items()}, sort_keys=True)
+    record = tags_record(tags)
     if writer.format == "dpx":
         data = np.frombuffer(record.encode(), np.uint8)
         spec.attribute("dpx:UserData", oiio.TypeDesc(f"uint8[{len(data)}]"), data)
     else:
-        spec.attribute("ImageDescription", _DESCRIPTION + record)
+        spec.attribute("ImageDescription", TAGS_MARK + record)
 
 
 def read_tags(path: str | os.PathLike) -> dict[str, str]:
@@ -553,16 +554,10 @@ def read_tags(path: str | os.PathLike) -> dict[str, str]:
     user = spec.getattribute("dpx:UserData")
     description = str(spec.getattribute("ImageDescription") or "")
     if user is not None:
-        text = bytes(np.asarray(user, np.uint8)).decode("utf-8", "replace")
-    elif description.startswith(_DESCRIPTION):
-        text = description[len(_DESCRIPTION) :]
-    else:
-        return {}
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+        return parse_tags_record(bytes(np.asarray(user, np.uint8)).decode("utf-8", "replace"))
+    if description.startswith(TAGS_MARK):
+        return parse_tags_record(description[len(TAGS_MARK) :])
+    return {}
 
 
 def check_frame_writable(path: str | os.PathLike) -> None:

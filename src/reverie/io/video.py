@@ -19,7 +19,6 @@ container cannot hold) becomes a one-line `ReverieError` that names the file and
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import numbers
 import os
@@ -34,7 +33,7 @@ import numpy as np
 
 from reverie.errors import ReverieError
 from reverie.io.colorspace import STUDIO
-from reverie.io.images import atomic_path, check_input_file
+from reverie.io.images import TAGS_MARK, atomic_path, check_input_file, parse_tags_record, tags_record
 
 if TYPE_CHECKING:
     import av
@@ -483,22 +482,13 @@ def open_video(path: str | os.PathLike, frames: list[int] | None = None) -> Vide
 # ---------------------------------------------------------------------------------------------- encoding
 
 
-_COMMENT = "reverie "  # a comment that starts so holds the tags as JSON
-
-
 def read_video_tags(path: str | os.PathLike) -> dict[str, str]:
     """The tags `encode_video` put in a video's metadata ({} when there are none)."""
     name, p = os.fsdecode(path), Path(path)
     _readable_video(name, p)
     with _open_container(name, p) as container:
         comment = str(container.metadata.get("comment", ""))
-    if not comment.startswith(_COMMENT):
-        return {}
-    try:
-        record = json.loads(comment[len(_COMMENT) :])
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in record.items()} if isinstance(record, dict) else {}
+    return parse_tags_record(comment[len(TAGS_MARK) :]) if comment.startswith(TAGS_MARK) else {}
 
 
 def _exact_rate(fps: float | Fraction) -> Fraction:
@@ -618,7 +608,7 @@ def encode_video(
         # The temp name ends in .tmp, so the container format is named rather than guessed.
         out = av.open(os.fspath(tmp), "w", format=muxer)
         if tags:
-            out.metadata["comment"] = _COMMENT + json.dumps(dict(tags), sort_keys=True)
+            out.metadata["comment"] = TAGS_MARK + tags_record(tags)
         try:
             count = _encode_all(out, frames, spec, rate)
         except BaseException:
